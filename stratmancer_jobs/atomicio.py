@@ -1,0 +1,98 @@
+"""The one way this tool writes a file: temp file beside the target, fsync, ``os.replace``, fsync the dir.
+
+Readers never see a half-written file, and a crash (even SIGKILL) leaves either the old or the new
+content. An existing target's permission bits are kept so that another user reading the output (a web
+server, the trainer) keeps its access; new files get ``0o644`` (not world-writable).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import errno
+import json
+import os
+import stat
+import tempfile
+from pathlib import Path
+from typing import Any
+
+from stratmancer_jobs.errors import StorageError
+
+DEFAULT_MODE = 0o644
+
+
+def _fsync_dir(directory: Path) -> None:
+    try:
+        fd = os.open(directory, os.O_RDONLY | getattr(os, "O_DIRECTORY", 0))
+    except OSError:  # pragma: no cover - platforms without directory fds
+        return
+    try:
+        os.fsync(fd)
+    except OSError:  # pragma: no cover - some filesystems refuse fsync on a directory
+        pass
+    finally:
+        os.close(fd)
+
+
+def _describe(exc: OSError) -> str:
+    if exc.errno == errno.ENOSPC:
+        return "no space left on device"
+    if exc.errno in (errno.EACCES, errno.EPERM, errno.EROFS):
+        return "permission denied or read-only file system"
+    return exc.strerror or str(exc)
+
+
+def atomic_write_bytes(path: Path, data: bytes, *, mode: int | None = None) -> None:
+    """Replace ``path`` with ``data`` atomically; raise StorageError naming the path on failure.
+
+    The temp file's name starts with a dot and ends in ``.tmp`` so that directory scanners (the
+    history job, node_exporter's ``*.prom`` collector) never pick it up.
+    """
+    path = Path(path)
+    directory = path.parent
+    if path.is_dir():
+        raise StorageError(f"cannot write {path}: it is a directory")
+    try:
+        directory.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise StorageError(f"cannot create directory {directory}: {_describe(exc)}") from None
+    if mode is None:
+        try:
+            mode = stat.S_IMODE(path.stat().st_mode)
+        except FileNotFoundError:
+            mode = DEFAULT_MODE
+        except OSError as exc:
+            raise StorageError(f"cannot stat {path}: {_describe(exc)}") from None
+    tmp_name: str | None = None
+    try:
+        fd, tmp_name = tempfile.mkstemp(dir=directory, prefix=f".{path.name}.", suffix=".tmp")
+        try:
+            with os.fdopen(fd, "wb") as handle:
+                handle.write(data)
+                handle.flush()
+                os.fsync(handle.fileno())
+            os.chmod(tmp_name, mode)
+            os.replace(tmp_name, path)
+            tmp_name = None
+        finally:
+            if tmp_name is not None:
+                with contextlib.suppress(OSError):
+                    os.unlink(tmp_name)
+    except OSError as exc:
+        raise StorageError(f"cannot write {path}: {_describe(exc)}") from None
+    _fsync_dir(directory)
+
+
+def atomic_write_text(path: Path, text: str, *, mode: int | None = None) -> None:
+    """Replace ``path`` with UTF-8 ``text`` atomically."""
+    atomic_write_bytes(path, text.encode("utf-8"), mode=mode)
+
+
+def dump_json(obj: Any) -> str:
+    """Serialise deterministically: sorted keys, two-space indent, trailing newline, no NaN."""
+    return json.dumps(obj, indent=2, sort_keys=True, ensure_ascii=False, allow_nan=False) + "\n"
+
+
+def atomic_write_json(path: Path, obj: Any, *, mode: int | None = None) -> None:
+    """Replace ``path`` with ``obj`` as deterministic JSON, atomically."""
+    atomic_write_text(path, dump_json(obj), mode=mode)

@@ -1,0 +1,337 @@
+"""Configuration, resolved once into a frozen ``Settings``.
+
+Precedence, highest first: command-line flag > environment variable > ``config/jobs.toml`` > default.
+
+| setting | flag | environment | jobs.toml key | default |
+| --- | --- | --- | --- | --- |
+| deployment root | ``--root`` | ``STRATMANCER_HOME`` | - | current directory |
+| schedule timezone | - | ``STRATMANCER_TZ`` | ``timezone`` | the machine's zone (``TZ``, ``/etc/localtime``) |
+| metrics textfile | ``--metrics-file`` | ``STRATMANCER_METRICS_FILE`` | ``metrics_file`` | none |
+| Data Dragon base URL | - | ``STRATMANCER_DDRAGON_URL`` | ``patch.base_url`` | ``https://ddragon.leagueoflegends.com`` |
+| instant retry waits | - | ``STRATMANCER_RETRY_INSTANT=1`` | ``patch.instant_retries`` | false |
+
+Per-job keys live under ``[jobs.<job_id>]``: ``schedule``, ``grace_seconds``, ``timeout_seconds``.
+Core modules never read ``os.environ``: the CLI passes the environment in here.
+"""
+
+from __future__ import annotations
+
+import os
+import tomllib
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, TypeVar
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+from stratmancer_jobs.errors import ConfigError
+from stratmancer_jobs.jobs import JOBS, JobSpec
+
+CONFIG_RELPATH = Path("config") / "jobs.toml"
+DEFAULT_DDRAGON_URL = "https://ddragon.leagueoflegends.com"
+
+
+@dataclass(frozen=True)
+class Layout:
+    """Every path the tool reads or writes, all under the deployment root."""
+
+    root: Path
+
+    @property
+    def processed_dir(self) -> Path:
+        return self.root / "data" / "processed"
+
+    @property
+    def models_dir(self) -> Path:
+        return self.root / "ml_pipeline" / "models"
+
+    @property
+    def modelcards_dir(self) -> Path:
+        return self.models_dir / "modelcards"
+
+    @property
+    def trained_dir(self) -> Path:
+        return self.models_dir / "trained"
+
+    @property
+    def history_index(self) -> Path:
+        return self.root / "ml_pipeline" / "history_index.json"
+
+    @property
+    def registry_file(self) -> Path:
+        return self.root / "ml_pipeline" / "model_registry.json"
+
+    @property
+    def meta_file(self) -> Path:
+        return self.root / "config" / "meta.json"
+
+    @property
+    def config_file(self) -> Path:
+        return self.root / CONFIG_RELPATH
+
+    @property
+    def state_dir(self) -> Path:
+        return self.root / "state"
+
+    @property
+    def state_file(self) -> Path:
+        return self.state_dir / "jobs_state.json"
+
+    @property
+    def lock_dir(self) -> Path:
+        return self.state_dir / "locks"
+
+    @property
+    def history_cache_dir(self) -> Path:
+        return self.state_dir / "history_cache"
+
+
+@dataclass(frozen=True)
+class JobSchedule:
+    """A job's schedule as data: cron expression, grace and maximum run time (0 = no limit)."""
+
+    schedule: str
+    grace_s: int
+    timeout_s: int
+
+
+@dataclass(frozen=True)
+class HistorySettings:
+    min_champ_games: int = 5
+    min_pair_games: int = 3
+    min_counter_games: int = 3
+
+
+@dataclass(frozen=True)
+class PatchSettings:
+    base_url: str = DEFAULT_DDRAGON_URL
+    region: str = "na"
+    cross_check: bool = False
+    default_patch: str = "15.20"
+    connect_timeout_s: float = 5.0
+    read_timeout_s: float = 20.0
+    max_attempts: int = 4
+    backoff_base_s: float = 1.0
+    max_backoff_s: float = 30.0
+    max_retry_after_s: float = 120.0
+    max_bytes: int = 4 * 1024 * 1024
+    instant_retries: bool = False
+
+
+@dataclass(frozen=True)
+class Settings:
+    layout: Layout
+    timezone: ZoneInfo
+    jobs: Mapping[str, JobSchedule]
+    history: HistorySettings = field(default_factory=HistorySettings)
+    patch: PatchSettings = field(default_factory=PatchSettings)
+    metrics_file: Path | None = None
+    config_file_found: bool = False
+
+    def job(self, spec: JobSpec) -> JobSchedule:
+        return self.jobs[spec.id]
+
+
+T = TypeVar("T")
+
+
+def _typed(table: Mapping[str, Any], key: str, where: str, kind: type[T], default: T) -> T:
+    """Fetch ``key`` from a TOML table, checking its type; ConfigError names the full key."""
+    if key not in table:
+        return default
+    value = table[key]
+    if kind is float and isinstance(value, int) and not isinstance(value, bool):
+        value = float(value)
+    if not isinstance(value, kind) or (kind is int and isinstance(value, bool)):
+        raise ConfigError(
+            f"config key {where}{key} must be {kind.__name__}, got {type(value).__name__} {value!r}"
+        )
+    return value
+
+
+def _non_negative(value: float, name: str) -> None:
+    if value < 0:
+        raise ConfigError(f"config key {name} must be >= 0, got {value!r}")
+
+
+def _zone(name: str, where: str) -> ZoneInfo:
+    try:
+        return ZoneInfo(name)
+    except (ZoneInfoNotFoundError, ValueError):
+        raise ConfigError(f"{where}: unknown timezone {name!r} (use an IANA name like Europe/Paris)") from None
+
+
+def local_zone(env: Mapping[str, str]) -> ZoneInfo:
+    """The machine's zone as an IANA zone (DST-aware), from ``TZ`` or ``/etc/localtime``; UTC otherwise."""
+    tz = env.get("TZ", "").lstrip(":")
+    if tz:
+        try:
+            return ZoneInfo(tz)
+        except (ZoneInfoNotFoundError, ValueError):
+            pass
+    try:
+        target = os.path.realpath("/etc/localtime")
+        marker = "/zoneinfo/"
+        if marker in target:
+            return ZoneInfo(target.split(marker, 1)[1])
+    except (OSError, ZoneInfoNotFoundError, ValueError):
+        pass
+    try:
+        return ZoneInfo(Path("/etc/timezone").read_text(encoding="utf-8").strip())
+    except (OSError, ZoneInfoNotFoundError, ValueError):
+        return ZoneInfo("UTC")
+
+
+def _read_toml(path: Path) -> dict[str, Any] | None:
+    try:
+        raw = path.read_bytes()
+    except FileNotFoundError:
+        return None
+    except OSError as exc:
+        raise ConfigError(f"cannot read config file {path}: {exc.strerror}") from None
+    try:
+        return tomllib.loads(raw.decode("utf-8"))
+    except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
+        raise ConfigError(f"config file {path} is not valid TOML: {exc}") from None
+
+
+def _table(data: Mapping[str, Any], key: str, where: str) -> Mapping[str, Any]:
+    value = data.get(key, {})
+    if not isinstance(value, dict):
+        raise ConfigError(f"config key {where}{key} must be a table")
+    return value
+
+
+def _job_schedules(data: Mapping[str, Any]) -> dict[str, JobSchedule]:
+    from stratmancer_jobs.schedule import validate_cron
+
+    jobs_table = _table(data, "jobs", "")
+    for name in jobs_table:
+        if name not in {spec.id for spec in JOBS}:
+            valid = ", ".join(spec.id for spec in JOBS)
+            raise ConfigError(f"config key jobs.{name}: unknown job (valid: {valid})")
+    result: dict[str, JobSchedule] = {}
+    for spec in JOBS:
+        where = f"jobs.{spec.id}."
+        table = _table(jobs_table, spec.id, "jobs.")
+        schedule = _typed(table, "schedule", where, str, spec.default_schedule)
+        validate_cron(schedule, f"config key {where}schedule")
+        grace = _typed(table, "grace_seconds", where, int, spec.default_grace_s)
+        timeout = _typed(table, "timeout_seconds", where, int, spec.default_timeout_s)
+        _non_negative(grace, where + "grace_seconds")
+        _non_negative(timeout, where + "timeout_seconds")
+        result[spec.id] = JobSchedule(schedule=schedule, grace_s=grace, timeout_s=timeout)
+    return result
+
+
+def _history(data: Mapping[str, Any]) -> HistorySettings:
+    table = _table(data, "history", "")
+    defaults = HistorySettings()
+    values: dict[str, int] = {}
+    for key in ("min_champ_games", "min_pair_games", "min_counter_games"):
+        value = _typed(table, key, "history.", int, getattr(defaults, key))
+        if value < 1:
+            raise ConfigError(f"config key history.{key} must be >= 1, got {value}")
+        values[key] = value
+    _reject_unknown(table, "history.", set(values))
+    return HistorySettings(**values)
+
+
+def _truthy(value: str) -> bool:
+    return value.strip().lower() in {"1", "true", "yes", "on"}
+
+
+def _patch(data: Mapping[str, Any], env: Mapping[str, str]) -> PatchSettings:
+    table = _table(data, "patch", "")
+    d = PatchSettings()
+    w = "patch."
+    base_url = env.get("STRATMANCER_DDRAGON_URL") or _typed(table, "base_url", w, str, d.base_url)
+    if not base_url.startswith(("http://", "https://")):
+        raise ConfigError(f"config key patch.base_url must be an http(s) URL, got {base_url!r}")
+    default_patch = _typed(table, "default_patch", w, str, d.default_patch)
+    from stratmancer_jobs.patchver import parse_patch
+
+    if parse_patch(default_patch) is None:
+        raise ConfigError(f"config key patch.default_patch must look like 16.23, got {default_patch!r}")
+    instant = _typed(table, "instant_retries", w, bool, d.instant_retries)
+    if "STRATMANCER_RETRY_INSTANT" in env:
+        instant = _truthy(env["STRATMANCER_RETRY_INSTANT"])
+    settings = PatchSettings(
+        base_url=base_url.rstrip("/"),
+        region=_typed(table, "region", w, str, d.region),
+        cross_check=_typed(table, "cross_check", w, bool, d.cross_check),
+        default_patch=default_patch,
+        connect_timeout_s=_typed(table, "connect_timeout_s", w, float, d.connect_timeout_s),
+        read_timeout_s=_typed(table, "read_timeout_s", w, float, d.read_timeout_s),
+        max_attempts=_typed(table, "max_attempts", w, int, d.max_attempts),
+        backoff_base_s=_typed(table, "backoff_base_s", w, float, d.backoff_base_s),
+        max_backoff_s=_typed(table, "max_backoff_s", w, float, d.max_backoff_s),
+        max_retry_after_s=_typed(table, "max_retry_after_s", w, float, d.max_retry_after_s),
+        max_bytes=_typed(table, "max_bytes", w, int, d.max_bytes),
+        instant_retries=instant,
+    )
+    if not settings.region.isalnum():
+        raise ConfigError(f"config key patch.region must be alphanumeric, got {settings.region!r}")
+    if settings.max_attempts < 1:
+        raise ConfigError("config key patch.max_attempts must be >= 1")
+    if settings.max_bytes < 1:
+        raise ConfigError("config key patch.max_bytes must be >= 1")
+    for key in ("connect_timeout_s", "read_timeout_s"):
+        if getattr(settings, key) <= 0:
+            raise ConfigError(f"config key patch.{key} must be > 0")
+    for key in ("backoff_base_s", "max_backoff_s", "max_retry_after_s"):
+        _non_negative(getattr(settings, key), w + key)
+    _reject_unknown(table, w, set(PatchSettings.__dataclass_fields__))
+    return settings
+
+
+def _reject_unknown(table: Mapping[str, Any], where: str, known: set[str]) -> None:
+    for key in table:
+        if key not in known:
+            raise ConfigError(f"config key {where}{key} is unknown (known: {', '.join(sorted(known))})")
+
+
+def load_settings(
+    root: Path | None,
+    env: Mapping[str, str],
+    *,
+    metrics_file: Path | None = None,
+) -> Settings:
+    """Resolve the configuration once. ``root``/``metrics_file`` are the command-line flags (or None)."""
+    if root is None:
+        home = env.get("STRATMANCER_HOME", "").strip()
+        root = Path(home) if home else Path.cwd()
+    root = root.expanduser().resolve()
+    if not root.is_dir():
+        raise ConfigError(f"deployment root {root} is not a directory (set --root or STRATMANCER_HOME)")
+    layout = Layout(root)
+    data = _read_toml(layout.config_file)
+    found = data is not None
+    data = data or {}
+    known_top = {"timezone", "metrics_file", "jobs", "history", "patch"}
+    _reject_unknown(data, "", known_top)
+
+    if env.get("STRATMANCER_TZ"):
+        zone = _zone(env["STRATMANCER_TZ"], "STRATMANCER_TZ")
+    elif "timezone" in data:
+        zone = _zone(_typed(data, "timezone", "", str, "UTC"), "config key timezone")
+    else:
+        zone = local_zone(env)
+
+    if metrics_file is None:
+        from_env = env.get("STRATMANCER_METRICS_FILE", "").strip()
+        from_cfg = _typed(data, "metrics_file", "", str, "")
+        chosen = from_env or from_cfg
+        metrics_file = (root / chosen).resolve() if chosen else None
+    else:
+        metrics_file = metrics_file.expanduser().resolve()
+
+    return Settings(
+        layout=layout,
+        timezone=zone,
+        jobs=_job_schedules(data),
+        history=_history(data),
+        patch=_patch(data, env),
+        metrics_file=metrics_file,
+        config_file_found=found,
+    )
