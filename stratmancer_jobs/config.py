@@ -5,9 +5,9 @@ Precedence, highest first: command-line flag > environment variable > ``config/j
 | setting | flag | environment | jobs.toml key | default |
 | --- | --- | --- | --- | --- |
 | deployment root | ``--root`` | ``STRATMANCER_HOME`` | - | current directory |
-| schedule timezone | - | ``STRATMANCER_TZ`` | ``timezone`` | the machine's zone (``TZ``, ``/etc/localtime``) |
+| schedule timezone | - | ``STRATMANCER_TZ`` | ``timezone`` | the machine's zone (``TZ``, /etc/localtime) |
 | metrics textfile | ``--metrics-file`` | ``STRATMANCER_METRICS_FILE`` | ``metrics_file`` | none |
-| Data Dragon base URL | - | ``STRATMANCER_DDRAGON_URL`` | ``patch.base_url`` | ``https://ddragon.leagueoflegends.com`` |
+| Data Dragon URL | - | ``STRATMANCER_DDRAGON_URL`` | ``patch.base_url`` | the public Data Dragon host |
 | instant retry waits | - | ``STRATMANCER_RETRY_INSTANT=1`` | ``patch.instant_retries`` | false |
 
 Per-job keys live under ``[jobs.<job_id>]``: ``schedule``, ``grace_seconds``, ``timeout_seconds``.
@@ -26,6 +26,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from stratmancer_jobs.errors import ConfigError
 from stratmancer_jobs.jobs import JOBS, JobSpec
+from stratmancer_jobs.logs import secret_values
 
 CONFIG_RELPATH = Path("config") / "jobs.toml"
 DEFAULT_DDRAGON_URL = "https://ddragon.leagueoflegends.com"
@@ -127,6 +128,9 @@ class Settings:
     patch: PatchSettings = field(default_factory=PatchSettings)
     metrics_file: Path | None = None
     config_file_found: bool = False
+    # values of secret-looking environment variables, scrubbed from every log line, state field and
+    # message; repr=False keeps them out of tracebacks and reprs
+    redact_values: tuple[str, ...] = field(default=(), repr=False)
 
     def job(self, spec: JobSpec) -> JobSchedule:
         return self.jobs[spec.id]
@@ -158,7 +162,9 @@ def _zone(name: str, where: str) -> ZoneInfo:
     try:
         return ZoneInfo(name)
     except (ZoneInfoNotFoundError, ValueError):
-        raise ConfigError(f"{where}: unknown timezone {name!r} (use an IANA name like Europe/Paris)") from None
+        raise ConfigError(
+            f"{where}: unknown timezone {name!r} (use an IANA name like Europe/Paris)"
+        ) from None
 
 
 def local_zone(env: Mapping[str, str]) -> ZoneInfo:
@@ -334,4 +340,5 @@ def load_settings(
         patch=_patch(data, env),
         metrics_file=metrics_file,
         config_file_found=found,
+        redact_values=secret_values(env),
     )

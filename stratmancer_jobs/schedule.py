@@ -49,3 +49,10 @@ def describe(expr: str) -> str:
     except Exception:  # explain() is best-effort; never let wording break status
         return expr
     return text
+
+
+def is_due(expr: str, zone: ZoneInfo, last_success: datetime | None, now: datetime) -> bool:
+    """True when a scheduled time has passed since the last success (or there never was one)."""
+    if last_success is None:
+        return True
+    return previous_run(expr, zone, now) > last_success

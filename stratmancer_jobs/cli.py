@@ -1,0 +1,237 @@
+"""The Typer app: parse options, call one function, render. No business logic lives here."""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import shutil
+import sys
+from dataclasses import dataclass
+from datetime import datetime
+from pathlib import Path
+from typing import Annotated, Any, NoReturn
+
+import typer
+
+from stratmancer_jobs import __version__
+from stratmancer_jobs.config import Settings, load_settings
+from stratmancer_jobs.errors import EXIT_OK, EXIT_USAGE, StratmancerError
+from stratmancer_jobs.jobs import find_job
+from stratmancer_jobs.logs import LOGGER_NAME, secret_values, setup_logging
+
+app = typer.Typer(
+    name="stratmancer-jobs",
+    help=(
+        "Keep StratMancer's derived files fresh from cron: the history index, the model registry and "
+        "the patch metadata. Every run is locked, timed and recorded; `status` shows them all.\n\n"
+        "Exit codes: 0 success or skipped (already running / not due), 1 the job failed, "
+        "2 usage or configuration error."
+    ),
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_show_locals=False,
+    pretty_exceptions_enable=False,
+)
+
+
+@dataclass
+class Globals:
+    root: Path | None
+    verbose: bool
+    quiet: bool
+    log_format: str
+    metrics_file: Path | None
+
+
+def _fail(message: str, code: int) -> NoReturn:
+    typer.echo(f"error: {message}", err=True)
+    raise typer.Exit(code)
+
+
+def _settings(ctx: typer.Context) -> Settings:
+    g: Globals = ctx.obj
+    try:
+        return load_settings(g.root, os.environ, metrics_file=g.metrics_file)
+    except StratmancerError as exc:
+        _fail(str(exc), exc.exit_code)
+
+
+def _version(value: bool) -> None:
+    if value:
+        typer.echo(f"stratmancer-jobs {__version__}")
+        raise typer.Exit(EXIT_OK)
+
+
+@app.callback()
+def main_options(
+    ctx: typer.Context,
+    root: Annotated[
+        Path | None,
+        typer.Option(
+            "--root",
+            envvar="STRATMANCER_HOME",
+            help="Deployment root; every path is relative to it [env: STRATMANCER_HOME; default: cwd].",
+            show_envvar=False,
+        ),
+    ] = None,
+    verbose: Annotated[bool, typer.Option("--verbose", "-v", help="Log debug detail to stderr.")] = False,
+    quiet: Annotated[
+        bool, typer.Option("--quiet", "-q", help="Only warnings and errors; no summary line.")
+    ] = False,
+    log_format: Annotated[
+        str,
+        typer.Option("--log-format", help="stderr log format: 'human' or 'json' (one object per line)."),
+    ] = "human",
+    metrics_file: Annotated[
+        Path | None,
+        typer.Option(
+            "--metrics-file",
+            help="Write a Prometheus textfile-collector file here after every run "
+            "[env: STRATMANCER_METRICS_FILE; config: metrics_file].",
+        ),
+    ] = None,
+    version: Annotated[
+        bool | None,
+        typer.Option("--version", callback=_version, is_eager=True, help="Print the version and exit."),
+    ] = None,
+) -> None:
+    """Global options, shared by every command."""
+    if log_format not in ("human", "json"):
+        _fail(f"--log-format must be 'human' or 'json', not {log_format!r}", EXIT_USAGE)
+    if verbose and quiet:
+        _fail("--verbose and --quiet cannot be used together", EXIT_USAGE)
+    ctx.obj = Globals(root, verbose, quiet, log_format, metrics_file)
+    setup_logging(verbose=verbose, quiet=quiet, fmt=log_format, secrets=secret_values(os.environ))
+
+
+TimeoutOpt = Annotated[
+    float | None,
+    typer.Option(
+        "--timeout",
+        min=0,
+        help="Stop the run after this many seconds and record it as failed "
+        "(0 = no limit) [default: jobs.<id>.timeout_seconds].",
+    ),
+]
+IfDueOpt = Annotated[
+    bool,
+    typer.Option(
+        "--if-due",
+        help="Run only if a scheduled time was missed since the last success (for @reboot lines).",
+    ),
+]
+
+
+def _run(ctx: typer.Context, job: str, timeout: float | None, if_due: bool, **options: Any) -> None:
+    from stratmancer_jobs.runner import run_job
+
+    g: Globals = ctx.obj
+    settings = _settings(ctx)
+    spec = find_job(job)
+    log = logging.getLogger(LOGGER_NAME)
+    outcome = run_job(
+        spec,
+        settings,
+        log=log,
+        options=options,
+        progress=sys.stderr.isatty() and not g.quiet,
+        timeout_s=timeout,
+        if_due=if_due,
+    )
+    if not g.quiet and outcome.summary and outcome.status in ("success", "not_due"):
+        typer.echo(outcome.summary)
+    raise typer.Exit(outcome.exit_code)
+
+
+@app.command("refresh-history")
+def refresh_history(
+    ctx: typer.Context,
+    full: Annotated[
+        bool, typer.Option("--full", help="Ignore the incremental cache; rebuild from scratch.")
+    ] = False,
+    timeout: TimeoutOpt = None,
+    if_due: IfDueOpt = False,
+) -> None:
+    """Rebuild ml_pipeline/history_index.json from data/processed/ (hourly; incremental by default)."""
+    _run(ctx, "refresh_history_index", timeout, if_due, full=full)
+
+
+@app.command("refresh-registry")
+def refresh_registry(ctx: typer.Context, timeout: TimeoutOpt = None, if_due: IfDueOpt = False) -> None:
+    """Validate model cards, pick the active model per elo, write the registry snapshot (every 5 min)."""
+    _run(ctx, "refresh_model_registry", timeout, if_due)
+
+
+@app.command("refresh-patch")
+def refresh_patch(ctx: typer.Context, timeout: TimeoutOpt = None, if_due: IfDueOpt = False) -> None:
+    """Find the current game patch from Data Dragon and write config/meta.json (daily 03:00)."""
+    _run(ctx, "refresh_patch_meta", timeout, if_due)
+
+
+@app.command("status")
+def status(
+    ctx: typer.Context,
+    job: Annotated[str | None, typer.Argument(help="One job, by id or command name; default: all.")] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Machine-readable output.")] = False,
+    check: Annotated[
+        bool,
+        typer.Option("--check", help="One line and a monitoring exit code: 0 ok, 1 warning, 2 critical."),
+    ] = False,
+) -> None:
+    """Show every job: schedule, next run, last run, result, health, duration, counts, last error."""
+    from stratmancer_jobs.runner import utc_now
+    from stratmancer_jobs.status import build_report
+
+    settings = _settings(ctx)
+    specs = None
+    if job is not None:
+        try:
+            specs = (find_job(job),)
+        except StratmancerError as exc:
+            _fail(str(exc), exc.exit_code)
+    now = utc_now().astimezone(settings.timezone)
+    report = build_report(settings, now, specs) if specs else build_report(settings, now)
+    if report.state_error:
+        typer.echo(f"error: {report.state_error}", err=True)
+    if check:
+        typer.echo(report.check_line())
+        raise typer.Exit(report.level)
+    if as_json:
+        typer.echo(json.dumps(report.as_json(), indent=2))
+    else:
+        _print_status(report, now, detail=job is not None)
+    raise typer.Exit(1 if report.state_error else EXIT_OK)
+
+
+def _print_status(report: Any, now: datetime, *, detail: bool) -> None:
+    from stratmancer_jobs import render
+
+    if detail:
+        typer.echo(render.job_detail(report.jobs[0], now), nl=False)
+    elif sys.stdout.isatty():
+        from rich.console import Console
+
+        render.print_table(report, Console(no_color="NO_COLOR" in os.environ), now)
+    else:
+        typer.echo(render.plain_table(report, now), nl=False)
+
+
+@app.command("crontab")
+def crontab(ctx: typer.Context) -> None:
+    """Print crontab lines for this deployment (absolute paths), ready for `crontab -`."""
+    from stratmancer_jobs.crontab import render_crontab
+
+    settings = _settings(ctx)
+    exe = shutil.which("stratmancer-jobs") or str(Path(sys.argv[0]).resolve())
+    path_env = os.pathsep.join(dict.fromkeys([str(Path(exe).parent), "/usr/local/bin", "/usr/bin", "/bin"]))
+    typer.echo(render_crontab(settings, executable=exe, path_env=path_env), nl=False)
+
+
+def main() -> None:
+    """Console-script entry point."""
+    try:
+        app()
+    except StratmancerError as exc:  # a job-table lookup or config error outside a command body
+        typer.echo(f"error: {exc}", err=True)
+        sys.exit(exc.exit_code)

@@ -1,0 +1,99 @@
+"""Each job's health, computed from its schedule and its state record at a given ``now``.
+
+* ``running``  -- a live process holds the job (its pid is alive); ``over_limit`` past the max run time
+* ``failing``  -- the last completed run failed (with the count of consecutive failures)
+* ``late``     -- no success since the last scheduled time plus the job's grace
+* ``never run``-- no completed run recorded
+* ``ok``       -- otherwise
+
+``status --check`` maps these to monitoring codes: 0 ok, 1 warning (late, never run, running past its
+limit), 2 critical (failing, or late by more than twice the schedule's interval).
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any
+from zoneinfo import ZoneInfo
+
+from stratmancer_jobs.config import JobSchedule
+from stratmancer_jobs.schedule import interval_s, next_run, previous_run
+from stratmancer_jobs.state import last_completed_status, parse_iso
+
+OK, WARNING, CRITICAL = 0, 1, 2
+
+
+def pid_alive(pid: object) -> bool:
+    """True when ``pid`` names a live, non-zombie process on this machine."""
+    if not isinstance(pid, int) or isinstance(pid, bool) or pid <= 0:
+        return False
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    try:
+        with open(f"/proc/{pid}/stat", encoding="ascii", errors="replace") as handle:
+            return handle.read().rsplit(")", 1)[-1].split()[0] != "Z"
+    except OSError:
+        return True
+
+
+@dataclass(frozen=True)
+class Health:
+    state: str
+    level: int
+    detail: str
+
+
+def _age(seconds: float) -> str:
+    seconds = max(0, int(seconds))
+    if seconds < 120:
+        return f"{seconds}s"
+    if seconds < 7200:
+        return f"{seconds // 60}m"
+    if seconds < 172800:
+        return f"{seconds // 3600}h{(seconds % 3600) // 60:02d}m"
+    return f"{seconds // 86400}d"
+
+
+def compute_health(
+    record: dict[str, Any],
+    schedule: JobSchedule,
+    zone: ZoneInfo,
+    now: datetime,
+    alive: Callable[[object], bool] = pid_alive,
+) -> Health:
+    """Pure apart from ``alive`` (injected in tests): the job's health at ``now``."""
+    running = record.get("running")
+    if isinstance(running, dict) and alive(running.get("pid")):
+        started = parse_iso(running.get("started"))
+        age = (now - started).total_seconds() if started else 0.0
+        if schedule.timeout_s and age > schedule.timeout_s:
+            return Health(
+                "running", WARNING, f"running for {_age(age)}, past its {schedule.timeout_s}s limit"
+            )
+        return Health("running", OK, f"running for {_age(age)}")
+    if record.get("last_finished") is None:
+        return Health("never run", WARNING, "no run recorded yet")
+    if last_completed_status(record) == "error":
+        n = int(record.get("consecutive_failures") or 1)
+        return Health("failing", CRITICAL, f"{n} consecutive failure{'s' if n != 1 else ''}")
+    last_success = parse_iso(record.get("last_success"))
+    due = previous_run(schedule.schedule, zone, now - timedelta(seconds=schedule.grace_s))
+    if last_success is None or last_success < due:
+        # the first scheduled run after the last success (plus grace) is when it became late
+        since = (next_run(schedule.schedule, zone, last_success) if last_success else due) + timedelta(
+            seconds=schedule.grace_s
+        )
+        lateness = (now - since).total_seconds()
+        period = interval_s(schedule.schedule, zone, now)
+        level = CRITICAL if lateness > 2 * period else WARNING
+        return Health(
+            "late", level, f"late by {_age(lateness)} (no success since the run due {since:%Y-%m-%d %H:%M})"
+        )
+    return Health("ok", OK, "ok")

@@ -1,0 +1,120 @@
+"""Prometheus node_exporter textfile-collector output, rewritten after every run.
+
+The temp file's name ends in ``.tmp`` (atomicio), never ``.prom``, so the collector never reads a
+half-written file.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterable
+
+from stratmancer_jobs.atomicio import atomic_write_text
+from stratmancer_jobs.config import Settings
+from stratmancer_jobs.errors import StateError
+from stratmancer_jobs.jobs import JOBS
+from stratmancer_jobs.state import job_record, last_completed_status, parse_iso, read_state
+
+PREFIX = "stratmancer_job"
+
+
+def _label(value: str) -> str:
+    return value.replace("\\", "\\\\").replace("\n", "\\n").replace('"', '\\"')
+
+
+def _family(
+    name: str, kind: str, help_text: str, samples: Iterable[tuple[dict[str, str], float]]
+) -> list[str]:
+    lines = [f"# HELP {name} {help_text}", f"# TYPE {name} {kind}"]
+    for labels, value in samples:
+        rendered = ",".join(f'{k}="{_label(v)}"' for k, v in labels.items())
+        number = repr(float(value)) if math.isfinite(value) else "NaN"
+        lines.append(f"{name}{{{rendered}}} {number}")
+    return lines
+
+
+def render_metrics(state: dict[str, object]) -> str:
+    """The exposition text for a state document (pure)."""
+    records = {spec.id: job_record(state, spec.id) for spec in JOBS}
+    out: list[str] = []
+
+    def ts(field: str) -> list[tuple[dict[str, str], float]]:
+        samples = []
+        for job_id, record in records.items():
+            moment = parse_iso(record.get(field))
+            if moment is not None:
+                samples.append(({"job": job_id}, moment.timestamp()))
+        return samples
+
+    out += _family(
+        f"{PREFIX}_last_success_timestamp_seconds",
+        "gauge",
+        "Unix time of the job's last successful run.",
+        ts("last_success"),
+    )
+    out += _family(
+        f"{PREFIX}_last_run_duration_seconds",
+        "gauge",
+        "Duration of the job's last completed run.",
+        [
+            ({"job": j}, float(r["last_duration_s"]))
+            for j, r in records.items()
+            if isinstance(r.get("last_duration_s"), (int, float))
+        ],
+    )
+    out += _family(
+        f"{PREFIX}_last_run_success",
+        "gauge",
+        "1 if the job's last completed run succeeded, 0 if it failed.",
+        [
+            ({"job": j}, 1.0 if last_completed_status(r) == "success" else 0.0)
+            for j, r in records.items()
+            if last_completed_status(r)
+        ],
+    )
+    out += _family(
+        f"{PREFIX}_runs_total",
+        "counter",
+        "Runs of the job by result.",
+        [
+            ({"job": j, "result": result}, float(r[f"{result}_count"]))
+            for j, r in records.items()
+            for result in ("success", "error", "skipped")
+        ],
+    )
+    metrics = {j: r.get("last_metrics") or {} for j, r in records.items()}
+    gauges: dict[str, list[tuple[dict[str, str], float]]] = {}
+    infos: list[tuple[dict[str, str], float]] = []
+    for job_id, values in metrics.items():
+        if not isinstance(values, dict):
+            continue
+        for key, value in sorted(values.items()):
+            if isinstance(value, bool):
+                value = float(value)
+            if isinstance(value, (int, float)):
+                gauges.setdefault(key, []).append(({"job": job_id}, float(value)))
+            elif isinstance(value, str):
+                infos.append(({"job": job_id, "key": key, "value": value}, 1.0))
+    for key, samples in sorted(gauges.items()):
+        safe = "".join(c if c.isalnum() or c == "_" else "_" for c in key)
+        out += _family(
+            f"{PREFIX}_{safe}", "gauge", f"Job-specific value {key} from the last successful run.", samples
+        )
+    if infos:
+        out += _family(
+            f"{PREFIX}_info",
+            "gauge",
+            "Job-specific text values (e.g. the current patch) as labels; always 1.",
+            infos,
+        )
+    return "\n".join(out) + "\n"
+
+
+def write_metrics(settings: Settings) -> None:
+    """Render the state into the configured textfile atomically."""
+    assert settings.metrics_file is not None
+    try:
+        state = read_state(settings.layout.state_file)
+    except StateError:
+        state = {"schema_version": 1, "jobs": {}}
+    atomic_write_text(settings.metrics_file, render_metrics(state))

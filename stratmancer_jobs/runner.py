@@ -1,0 +1,286 @@
+"""The one runner every job goes through: lock, time, run, record, log, publish metrics.
+
+A job never does its own bookkeeping. The runner takes the job's own lock without waiting (a second
+run of the same job is *skipped*: warned, counted, exit 0), enforces the maximum run time with a
+real-time timer, records the outcome in the state file and never lets a failure look like success.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import os
+import signal
+import time
+from collections.abc import Callable, Iterator, Mapping
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from types import FrameType
+from typing import Any, Literal
+
+from filelock import FileLock, Timeout
+
+from stratmancer_jobs.config import Settings
+from stratmancer_jobs.errors import (
+    EXIT_FAILED,
+    EXIT_OK,
+    JobError,
+    JobTimeout,
+    StorageError,
+    StratmancerError,
+)
+from stratmancer_jobs.jobs import JobContext, JobResult, JobSpec, load_job
+from stratmancer_jobs.logs import redact
+from stratmancer_jobs.schedule import is_due, next_run
+from stratmancer_jobs.state import (
+    FILE_MODE,
+    StateStore,
+    job_record,
+    mark_finished,
+    mark_skipped,
+    mark_started,
+    parse_iso,
+)
+
+Clock = Callable[[], datetime]
+Status = Literal["success", "error", "skipped", "not_due"]
+
+
+def utc_now() -> datetime:
+    return datetime.now(UTC)
+
+
+@dataclass(frozen=True)
+class RunOutcome:
+    """What happened to one invocation; ``exit_code`` follows the README's contract."""
+
+    status: Status
+    exit_code: int
+    summary: str | None = None
+    error: str | None = None
+    duration_s: float = 0.0
+
+
+def lock_path(settings: Settings, spec: JobSpec) -> os.PathLike[str]:
+    return settings.layout.lock_dir / f"{spec.id}.lock"
+
+
+def _job_lock(settings: Settings, spec: JobSpec) -> FileLock:
+    lock_dir = settings.layout.lock_dir
+    try:
+        lock_dir.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise StorageError(f"cannot create lock directory {lock_dir}: {exc.strerror}") from None
+    return FileLock(lock_path(settings, spec), timeout=0, mode=FILE_MODE)
+
+
+@contextlib.contextmanager
+def _time_limit(seconds: float) -> Iterator[None]:
+    """Raise JobTimeout in the running code after ``seconds`` (0 = no limit); SIGTERM becomes JobError.
+
+    Signals are the only way to stop arbitrary Python code in this process, and they only work in
+    the main thread; elsewhere (never in the CLI) the limit is not enforced.
+    """
+    import threading
+
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+
+    def on_alarm(signum: int, frame: FrameType | None) -> None:
+        raise JobTimeout(f"timed out after {seconds:g} s")
+
+    def on_term(signum: int, frame: FrameType | None) -> None:
+        raise JobError("terminated by SIGTERM")
+
+    old_alarm = signal.signal(signal.SIGALRM, on_alarm)
+    old_term = signal.signal(signal.SIGTERM, on_term)
+    if seconds > 0:
+        signal.setitimer(signal.ITIMER_REAL, seconds)
+    try:
+        yield
+    finally:
+        signal.setitimer(signal.ITIMER_REAL, 0)
+        signal.signal(signal.SIGALRM, old_alarm)
+        signal.signal(signal.SIGTERM, old_term)
+
+
+def _extra(spec: JobSpec, event: str, **fields: Any) -> dict[str, Any]:
+    return {"job": spec.id, "event": event, **fields}
+
+
+def _log_notice(log: logging.Logger, spec: JobSpec, notice: str | None) -> None:
+    if notice:
+        log.error(notice, extra=_extra(spec, "state_recovered"))
+
+
+def run_job(
+    spec: JobSpec,
+    settings: Settings,
+    *,
+    log: logging.Logger,
+    options: Mapping[str, Any] | None = None,
+    progress: bool = False,
+    timeout_s: float | None = None,
+    if_due: bool = False,
+    clock: Clock = utc_now,
+) -> RunOutcome:
+    """Run one job through the lock, the timer and the state file; never raises StratmancerError.
+
+    With ``if_due`` the job runs only when a scheduled time was missed since its last success.
+    """
+    store = StateStore(settings.layout.state_file)
+    schedule = settings.job(spec)
+    limit = schedule.timeout_s if timeout_s is None else timeout_s
+    if if_due:
+        not_due = _not_due(spec, settings, store, clock())
+        if not_due is not None:
+            log.info(not_due, extra=_extra(spec, "not_due"))
+            return RunOutcome("not_due", EXIT_OK, summary=not_due)
+    try:
+        lock = _job_lock(settings, spec)
+        lock.acquire()
+    except Timeout:
+        return _record_skip(spec, settings, store, log, clock)
+    except StratmancerError as exc:
+        log.error(str(exc), extra=_extra(spec, "error"))
+        return RunOutcome("error", exc.exit_code, error=str(exc))
+    try:
+        return _run_locked(spec, settings, store, log, options or {}, progress, limit, clock)
+    finally:
+        lock.release()
+
+
+def _not_due(spec: JobSpec, settings: Settings, store: StateStore, now: datetime) -> str | None:
+    """None when the job is due; otherwise the one-line note saying why it is not run."""
+    record = job_record(_read_quietly(store), spec.id)
+    last_success = parse_iso(record.get("last_success"))
+    schedule = settings.job(spec).schedule
+    if is_due(schedule, settings.timezone, last_success, now):
+        return None
+    upcoming = next_run(schedule, settings.timezone, now).isoformat()
+    return f"{spec.id} not due: last success {record.get('last_success')}, next scheduled run {upcoming}"
+
+
+def _record_skip(
+    spec: JobSpec, settings: Settings, store: StateStore, log: logging.Logger, clock: Clock
+) -> RunOutcome:
+    now = clock()
+    holder = job_record(_read_quietly(store), spec.id).get("running") or {}
+    since = f" (pid {holder.get('pid')}, since {holder.get('started')})" if holder else ""
+    reason = f"skipped: another run of {spec.id} is in progress{since}"
+    log.warning(reason, extra=_extra(spec, "skipped", status="skipped"))
+    try:
+        notice = store.update(spec.id, lambda r: mark_skipped(r, at=now, reason=reason), now)
+    except StratmancerError as exc:
+        log.error(str(exc), extra=_extra(spec, "error"))
+        return RunOutcome("skipped", exc.exit_code, error=str(exc))
+    _log_notice(log, spec, notice)
+    _publish_metrics(settings, log, spec)
+    return RunOutcome("skipped", EXIT_OK, summary=reason)
+
+
+def _read_quietly(store: StateStore) -> dict[str, Any]:
+    try:
+        return store.read()
+    except StratmancerError:
+        return {}
+
+
+def _run_locked(
+    spec: JobSpec,
+    settings: Settings,
+    store: StateStore,
+    log: logging.Logger,
+    options: Mapping[str, Any],
+    progress: bool,
+    limit: float,
+    clock: Clock,
+) -> RunOutcome:
+    started = clock()
+    try:
+        notice = store.update(spec.id, lambda r: mark_started(r, pid=os.getpid(), started=started), started)
+    except StratmancerError as exc:
+        log.error(f"{exc}; the job was not run", extra=_extra(spec, "error"))
+        return RunOutcome("error", exc.exit_code, error=str(exc))
+    _log_notice(log, spec, notice)
+    log.info(f"started {spec.name}", extra=_extra(spec, "start"))
+    t0 = time.monotonic()
+    result: JobResult | None = None
+    error: str | None = None
+    exit_code = EXIT_OK
+    try:
+        with _time_limit(limit):
+            func = load_job(spec)
+            ctx = JobContext(settings=settings, now=started, log=log, options=options, progress=progress)
+            result = func(ctx)
+        if result.error:
+            error, exit_code = result.error, EXIT_FAILED
+    except StratmancerError as exc:
+        error, exit_code = str(exc), exc.exit_code
+    except Exception as exc:
+        error, exit_code = f"{type(exc).__name__}: {exc}", EXIT_FAILED
+        log.error("unexpected error, traceback follows", exc_info=True, extra=_extra(spec, "traceback"))
+    except KeyboardInterrupt:
+        error, exit_code = "interrupted (KeyboardInterrupt)", 130
+    duration = time.monotonic() - t0
+    finished = clock()
+    if error is not None:
+        error = redact(error, settings.redact_values)
+    summary = result.summary if result else None
+    if summary:
+        summary = redact(summary, settings.redact_values)
+    metrics = dict(result.metrics) if result else None
+    ok = error is None
+    try:
+        notice = store.update(
+            spec.id,
+            lambda r: mark_finished(
+                r,
+                ok=ok,
+                started=started,
+                finished=finished,
+                duration_s=duration,
+                summary=summary,
+                error=error,
+                metrics=metrics,
+            ),
+            finished,
+        )
+        _log_notice(log, spec, notice)
+    except StratmancerError as exc:
+        log.error(f"could not record the outcome: {exc}", extra=_extra(spec, "error"))
+        error = error or str(exc)
+        exit_code = exit_code or exc.exit_code
+    upcoming = next_run(settings.job(spec).schedule, settings.timezone, finished).isoformat()
+    if error is None:
+        log.info(
+            f"finished in {duration:.2f}s: {summary}; next run {upcoming}",
+            extra=_extra(
+                spec, "end", status="success", duration=round(duration, 3), summary=summary, next_run=upcoming
+            ),
+        )
+    else:
+        log.error(
+            f"failed after {duration:.2f}s: {error}; next run {upcoming}",
+            extra=_extra(
+                spec, "end", status="error", duration=round(duration, 3), summary=error, next_run=upcoming
+            ),
+        )
+    _publish_metrics(settings, log, spec)
+    if exit_code == 130:
+        raise KeyboardInterrupt
+    status: Status = "success" if error is None else "error"
+    return RunOutcome(status, exit_code, summary=summary, error=error, duration_s=duration)
+
+
+def _publish_metrics(settings: Settings, log: logging.Logger, spec: JobSpec) -> None:
+    """Rewrite the Prometheus textfile when one is configured; a failure here never fails the job."""
+    if settings.metrics_file is None:
+        return
+    from stratmancer_jobs.metrics import write_metrics
+
+    try:
+        write_metrics(settings)
+    except StratmancerError as exc:
+        log.warning(f"metrics not written: {exc}", extra=_extra(spec, "metrics_error"))

@@ -1,0 +1,101 @@
+"""The status view: one row per job, built from the config and the state file (no lock needed)."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from stratmancer_jobs.config import Settings
+from stratmancer_jobs.errors import StateError
+from stratmancer_jobs.health import CRITICAL, OK, WARNING, Health, compute_health, pid_alive
+from stratmancer_jobs.jobs import JOBS, JobSpec
+from stratmancer_jobs.schedule import describe, next_run
+from stratmancer_jobs.state import FIELDS, State, job_record, read_state
+
+
+@dataclass(frozen=True)
+class JobStatus:
+    spec: JobSpec
+    schedule: str
+    schedule_text: str
+    next_run: datetime
+    record: dict[str, Any]
+    health: Health
+
+    def as_json(self) -> dict[str, Any]:
+        """The ``status --json`` object; fields never set are null."""
+        out: dict[str, Any] = {
+            "id": self.spec.id,
+            "name": self.spec.name,
+            "command": self.spec.command,
+            "schedule": self.schedule,
+            "schedule_text": self.schedule_text,
+            "next_run": self.next_run.isoformat(),
+        }
+        out.update({name: self.record.get(name) for name in FIELDS})
+        out["health"] = self.health.state
+        out["health_detail"] = self.health.detail
+        out["consecutive_failures"] = self.record.get("consecutive_failures", 0)
+        out["running"] = self.record.get("running") if self.health.state == "running" else None
+        out["recent_runs"] = self.record.get("runs") or []
+        return out
+
+
+@dataclass(frozen=True)
+class StatusReport:
+    jobs: list[JobStatus]
+    state_error: str | None
+
+    @property
+    def level(self) -> int:
+        """Worst health level; an unreadable state file is critical (nothing can be trusted)."""
+        worst = max((job.health.level for job in self.jobs), default=OK)
+        return CRITICAL if self.state_error else worst
+
+    def as_json(self) -> dict[str, Any]:
+        out: dict[str, Any] = {"total_jobs": len(self.jobs), "jobs": [job.as_json() for job in self.jobs]}
+        out["state_error"] = self.state_error
+        return out
+
+    def check_line(self) -> str:
+        """One line for a monitoring check, Nagios style."""
+        word = {OK: "OK", WARNING: "WARNING", CRITICAL: "CRITICAL"}[self.level]
+        parts = [
+            f"{job.spec.id}={job.health.state}" + (f" ({job.health.detail})" if job.health.level else "")
+            for job in self.jobs
+        ]
+        if self.state_error:
+            parts.insert(0, f"state unreadable: {self.state_error}")
+        return f"STRATMANCER JOBS {word} - " + "; ".join(parts)
+
+
+def build_report(
+    settings: Settings,
+    now: datetime,
+    specs: tuple[JobSpec, ...] = JOBS,
+    alive: Callable[[object], bool] = pid_alive,
+) -> StatusReport:
+    """Read the state once and compute every job's row at ``now``."""
+    state_error: str | None = None
+    try:
+        state: State = read_state(settings.layout.state_file)
+    except StateError as exc:
+        state_error = str(exc)
+        state = {"jobs": {}}
+    rows = []
+    for spec in specs:
+        schedule = settings.job(spec)
+        record = job_record(state, spec.id)
+        rows.append(
+            JobStatus(
+                spec=spec,
+                schedule=schedule.schedule,
+                schedule_text=describe(schedule.schedule),
+                next_run=next_run(schedule.schedule, settings.timezone, now),
+                record=record,
+                health=compute_health(record, schedule, settings.timezone, now, alive),
+            )
+        )
+    return StatusReport(rows, state_error)
