@@ -1,0 +1,349 @@
+"""refresh-patch (job ``refresh_patch_meta``): the current patch from Data Dragon into ``config/meta.json``.
+
+Source: ``{base}/api/versions.json`` (Riot's platform-status API has no version field). The highest valid
+``MAJOR.MINOR.PATCH`` entry wins by integer comparison; the patch is ``MAJOR.MINOR``. Optionally
+``{base}/realms/{region}.json`` field ``v`` is cross-checked: on disagreement versions.json is still used
+(realms files are known to lag behind a release), a warning is logged and ``cross_check`` in meta.json
+records both values and which one was used.
+
+meta.json keys written: ``patch``, ``version``, ``last_updated``, ``source`` (``ddragon`` or ``fallback``),
+``previous_patch`` (the patch the file held before this run, null if none), ``patch_changed``
+(``previous_patch`` set and different), and ``cross_check`` when enabled. Other keys are kept.
+
+When every attempt fails the run is an error (``JobResult.error``, exit 1): a valid existing meta.json is
+left byte-for-byte untouched; without one the configured default patch is written with
+``"source": "fallback"``. A meta.json that is not valid is copied aside (``meta.json.corrupt-<UTC time>``)
+before it is replaced, and a warning says so.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import time
+from collections.abc import Mapping
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from stratmancer_jobs.atomicio import atomic_write_bytes, atomic_write_json
+from stratmancer_jobs.errors import FetchError, JobError, StorageError
+from stratmancer_jobs.http import Sleep, display_url, get_json
+from stratmancer_jobs.jobs import JobContext, JobResult
+from stratmancer_jobs.patchver import latest_version, normalize_patch, parse_version, patch_of
+
+if TYPE_CHECKING:
+    import requests
+
+    from stratmancer_jobs.config import PatchSettings
+
+SOURCE_DDRAGON = "ddragon"
+SOURCE_FALLBACK = "fallback"
+USED_VERSIONS = "api/versions.json"
+
+
+# --- pure compute -------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class ExistingMeta:
+    """What meta.json held before this run: its keys (if an object), its valid patch, or a problem."""
+
+    data: Mapping[str, Any]
+    patch: str | None
+    raw: bytes | None = None
+    problem: str | None = None
+
+
+def interpret_meta(raw: bytes | None) -> ExistingMeta:
+    """Classify meta.json's bytes (None = no file): usable keys, a valid patch, or what is wrong with it."""
+    if raw is None:
+        return ExistingMeta(data={}, patch=None)
+    try:
+        data = json.loads(raw)
+    except (ValueError, RecursionError):
+        return ExistingMeta(data={}, patch=None, raw=raw, problem="is not valid JSON")
+    if not isinstance(data, dict):
+        return ExistingMeta(data={}, patch=None, raw=raw, problem="is not a JSON object")
+    patch = normalize_patch(data.get("patch"))
+    if patch is None:
+        return ExistingMeta(data=data, patch=None, raw=raw, problem="holds no valid patch")
+    return ExistingMeta(data=data, patch=patch, raw=raw)
+
+
+def choose_version(payload: object) -> tuple[str, str]:
+    """``(version, patch)`` from a versions.json payload; FetchError when its shape or content is unusable."""
+    if not isinstance(payload, list):
+        raise FetchError(f"expected a JSON array of version strings, got a JSON {_json_type(payload)}")
+    best = latest_version(payload)
+    if best is None:
+        raise FetchError(f"no valid MAJOR.MINOR.PATCH version among {len(payload)} entries")
+    return best[0], patch_of(best[1])
+
+
+def realm_version(payload: object) -> str:
+    """The ``v`` field of a realms file; FetchError when missing or not a valid version."""
+    if not isinstance(payload, dict):
+        raise FetchError(f"expected a JSON object, got a JSON {_json_type(payload)}")
+    value = payload.get("v")
+    if parse_version(value) is None or not isinstance(value, str):
+        raise FetchError("field 'v' is missing or not a valid version")
+    return value
+
+
+def _json_type(value: object) -> str:
+    names = {dict: "object", list: "array", str: "string", bool: "boolean", type(None): "null"}
+    return names.get(type(value), "number")
+
+
+def cross_check_record(region: str, version: str, realm: str | None, error: str | None) -> dict[str, Any]:
+    """The ``cross_check`` entry of meta.json: the realm's version (or why unknown) and what was used."""
+    record: dict[str, Any] = {"region": region, "used": USED_VERSIONS}
+    if realm is None:
+        record["realm_version"] = None
+        record["agrees"] = None
+        record["error"] = error
+    else:
+        record["realm_version"] = realm
+        record["agrees"] = parse_version(realm) == parse_version(version)
+    return record
+
+
+def build_meta(
+    existing: Mapping[str, Any],
+    *,
+    patch: str,
+    version: str | None,
+    source: str,
+    previous_patch: str | None,
+    now: datetime,
+    cross_check: Mapping[str, Any] | None,
+) -> dict[str, Any]:
+    """The new meta.json: ``existing`` keys kept, ours replaced. Refuses (ValueError) an invalid patch."""
+    if normalize_patch(patch) != patch:
+        raise ValueError(f"refusing to write invalid patch {patch!r}")
+    meta = dict(existing)
+    meta.update(
+        patch=patch,
+        version=version,
+        last_updated=iso_utc(now),
+        source=source,
+        previous_patch=previous_patch,
+        patch_changed=previous_patch is not None and previous_patch != patch,
+    )
+    if cross_check is None:
+        meta.pop("cross_check", None)
+    else:
+        meta["cross_check"] = dict(cross_check)
+    return meta
+
+
+def iso_utc(now: datetime) -> str:
+    """ISO 8601 in UTC with an explicit offset; a naive time is taken as the machine's local time."""
+    return now.astimezone(UTC).isoformat(timespec="seconds")
+
+
+# --- I/O ----------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class PatchOutcome:
+    """What a refresh did. ``error`` is set when Data Dragon could not be used (the run failed)."""
+
+    patch: str
+    version: str | None
+    source: str  # "ddragon", "fallback" (written), or "kept" (existing file left untouched)
+    previous_patch: str | None
+    changed: bool
+    error: str | None = None
+    preserved_copy: Path | None = None
+    cross_check: Mapping[str, Any] | None = None
+
+
+def _read_raw(path: Path) -> bytes | None:
+    try:
+        return path.read_bytes()
+    except FileNotFoundError:
+        return None
+    except IsADirectoryError:
+        raise StorageError(f"cannot read {path}: it is a directory") from None
+    except OSError as exc:
+        raise StorageError(f"cannot read {path}: {exc.strerror or type(exc).__name__}") from None
+
+
+def _preserve(path: Path, existing: ExistingMeta, now: datetime, log: logging.Logger) -> Path | None:
+    """Copy an invalid meta.json aside before it is replaced, so that nothing is lost silently."""
+    if existing.raw is None or existing.problem is None:
+        return None
+    stamp = now.astimezone(UTC).strftime("%Y%m%dT%H%M%SZ")
+    copy = path.with_name(f"{path.name}.corrupt-{stamp}")
+    atomic_write_bytes(copy, existing.raw)
+    log.warning("%s %s; a copy was kept at %s before replacing it", path, existing.problem, copy)
+    return copy
+
+
+def _fetch_latest(
+    session: requests.Session, settings: PatchSettings, log: logging.Logger, sleep: Sleep
+) -> tuple[str, str]:
+    url = f"{settings.base_url}/api/versions.json"
+    payload = get_json(session, url, settings, log, sleep=sleep)
+    try:
+        return choose_version(payload)
+    except FetchError as exc:
+        raise FetchError(f"unusable response from {display_url(url)}: {exc.message}") from None
+
+
+def _cross_check(
+    session: requests.Session,
+    settings: PatchSettings,
+    version: str,
+    log: logging.Logger,
+    sleep: Sleep,
+) -> dict[str, Any]:
+    url = f"{settings.base_url}/realms/{settings.region}.json"
+    try:
+        realm = realm_version(get_json(session, url, settings, log, sleep=sleep))
+    except FetchError as exc:
+        log.warning("realms cross-check skipped (%s): %s", settings.region, exc.message)
+        return cross_check_record(settings.region, version, None, exc.message)
+    record = cross_check_record(settings.region, version, realm, None)
+    if not record["agrees"]:
+        log.warning(
+            "Data Dragon disagrees with itself: api/versions.json says %s, realms/%s.json says %s; using %s",
+            version, settings.region, realm, version,
+        )  # fmt: skip
+    return record
+
+
+def refresh_patch(
+    meta_path: Path,
+    session: requests.Session,
+    settings: PatchSettings,
+    now: datetime,
+    log: logging.Logger,
+    *,
+    sleep: Sleep = time.sleep,
+) -> PatchOutcome:
+    """Fetch the current patch and update ``meta_path``; see the module docstring for every case.
+
+    Raises StorageError when meta.json cannot be read or written; network trouble is returned in
+    ``PatchOutcome.error`` after the fallback rules have been applied.
+    """
+    wait = sleep
+    existing = interpret_meta(_read_raw(meta_path))
+    try:
+        version, patch = _fetch_latest(session, settings, log, wait)
+    except FetchError as exc:
+        return _on_failure(meta_path, existing, settings, now, log, exc.message)
+
+    check = _cross_check(session, settings, version, log, wait) if settings.cross_check else None
+    preserved = _preserve(meta_path, existing, now, log)
+    meta = build_meta(
+        existing.data,
+        patch=patch,
+        version=version,
+        source=SOURCE_DDRAGON,
+        previous_patch=existing.patch,
+        now=now,
+        cross_check=check,
+    )
+    atomic_write_json(meta_path, meta)
+    if meta["patch_changed"]:
+        log.info("Patch changed: %s -> %s", existing.patch, patch)
+    elif existing.patch == patch and existing.data.get("version") not in (None, version):
+        log.info("Version changed within patch %s: %s -> %s", patch, existing.data.get("version"), version)
+    return PatchOutcome(
+        patch=patch,
+        version=version,
+        source=SOURCE_DDRAGON,
+        previous_patch=existing.patch,
+        changed=bool(meta["patch_changed"]),
+        preserved_copy=preserved,
+        cross_check=check,
+    )
+
+
+def _on_failure(
+    meta_path: Path,
+    existing: ExistingMeta,
+    settings: PatchSettings,
+    now: datetime,
+    log: logging.Logger,
+    reason: str,
+) -> PatchOutcome:
+    if existing.patch is not None:
+        error = f"{reason}; {meta_path.name} left unchanged (patch {existing.patch})"
+        log.error("%s", error)
+        return PatchOutcome(
+            patch=existing.patch,
+            version=_str_or_none(existing.data.get("version")),
+            source="kept",
+            previous_patch=existing.patch,
+            changed=False,
+            error=error,
+        )
+    default = normalize_patch(settings.default_patch)
+    if default is None:
+        raise JobError(f"{reason}; and the configured default patch {settings.default_patch!r} is invalid")
+    preserved = _preserve(meta_path, existing, now, log)
+    meta = build_meta(
+        existing.data,
+        patch=default,
+        version=None,
+        source=SOURCE_FALLBACK,
+        previous_patch=None,
+        now=now,
+        cross_check=None,
+    )
+    atomic_write_json(meta_path, meta)
+    error = f"{reason}; no valid patch in {meta_path.name}, wrote fallback patch {default}"
+    log.error("%s", error)
+    return PatchOutcome(
+        patch=default,
+        version=None,
+        source=SOURCE_FALLBACK,
+        previous_patch=None,
+        changed=False,
+        error=error,
+        preserved_copy=preserved,
+    )
+
+
+def _str_or_none(value: object) -> str | None:
+    return value if isinstance(value, str) else None
+
+
+def summarize(outcome: PatchOutcome) -> str:
+    """The job's one-line summary."""
+    if outcome.source == "kept":
+        return f"Patch metadata NOT refreshed: Data Dragon failed, kept {outcome.patch}"
+    if outcome.source == SOURCE_FALLBACK:
+        return f"Patch metadata NOT refreshed: Data Dragon failed, wrote fallback {outcome.patch}"
+    if outcome.changed:
+        state = f"changed from {outcome.previous_patch}"
+    elif outcome.previous_patch is None:
+        state = "first valid patch"
+    else:
+        state = "unchanged"
+    line = f"Patch metadata refreshed: {outcome.patch} ({outcome.version}), {state}"
+    if outcome.cross_check is not None and outcome.cross_check.get("agrees") is False:
+        line += f"; realms/{outcome.cross_check['region']}.json says {outcome.cross_check['realm_version']}"
+    if outcome.preserved_copy is not None:
+        line += f"; invalid meta.json copied to {outcome.preserved_copy.name}"
+    return line
+
+
+def run(ctx: JobContext) -> JobResult:
+    """Runner entry point: one session, one refresh, the outcome as a JobResult."""
+    from stratmancer_jobs.http import build_session
+
+    with build_session() as session:
+        outcome = refresh_patch(ctx.settings.layout.meta_file, session, ctx.settings.patch, ctx.now, ctx.log)
+    metrics: dict[str, float | str] = {
+        "patch": outcome.patch,
+        "patch_changed": 1 if outcome.changed else 0,
+        "fetch_ok": 0 if outcome.error else 1,
+        "fallback": 1 if outcome.source == SOURCE_FALLBACK else 0,
+    }
+    return JobResult(summary=summarize(outcome), metrics=metrics, error=outcome.error)
