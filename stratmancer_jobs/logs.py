@@ -53,11 +53,19 @@ def _now_iso(record: logging.LogRecord) -> str:
     return datetime.fromtimestamp(record.created, UTC).astimezone().isoformat(timespec="seconds")
 
 
+def _job(record: logging.LogRecord) -> str | None:
+    """The job a line belongs to: an explicit ``job`` field, or the runner's per-job child logger."""
+    job = getattr(record, "job", None)
+    if job is None and record.name.startswith(LOGGER_NAME + "."):
+        job = record.name[len(LOGGER_NAME) + 1 :]
+    return str(job) if job is not None else None
+
+
 class HumanFormatter(logging.Formatter):
     """``2026-11-28T12:00:00+00:00 INFO  refresh_model_registry: message``."""
 
     def format(self, record: logging.LogRecord) -> str:
-        job = getattr(record, "job", None)
+        job = _job(record)
         prefix = f"{_now_iso(record)} {record.levelname:<7} "
         line = prefix + (f"{job}: " if job else "") + record.getMessage()
         if record.exc_info and not record.exc_text:
@@ -74,7 +82,7 @@ class JsonFormatter(logging.Formatter):
         payload: dict[str, object] = {
             "time": _now_iso(record),
             "level": record.levelname.lower(),
-            "job": getattr(record, "job", None),
+            "job": _job(record),
             "event": getattr(record, "event", "log"),
             "message": record.getMessage(),
         }

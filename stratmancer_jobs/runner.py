@@ -212,7 +212,9 @@ def _run_locked(
     try:
         with _time_limit(limit):
             func = load_job(spec)
-            ctx = JobContext(settings=settings, now=started, log=log, options=options, progress=progress)
+            ctx = JobContext(
+                settings=settings, now=started, log=log.getChild(spec.id), options=options, progress=progress
+            )
             result = func(ctx)
         if result.error:
             error, exit_code = result.error, EXIT_FAILED

@@ -1,0 +1,161 @@
+"""``refresh-registry``: re-read model cards, validate them, pick the active model per elo, snapshot.
+
+I/O lives here (listing directories, reading cards, the previous snapshot, writing the new one);
+validation, choice and diffing are pure functions in ``stratmancer_jobs.registry.cards``.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from dataclasses import dataclass
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+from stratmancer_jobs.atomicio import atomic_write_json
+from stratmancer_jobs.config import Layout
+from stratmancer_jobs.errors import InputError
+from stratmancer_jobs.jobs import JobContext, JobResult
+from stratmancer_jobs.registry.cards import (
+    MAX_CARD_BYTES,
+    Changes,
+    InvalidCard,
+    ValidCard,
+    diff_models,
+    pick_active,
+    validate_card,
+)
+from stratmancer_jobs.state import iso
+
+SNAPSHOT_SCHEMA = 1
+
+
+@dataclass(frozen=True)
+class RegistryOutcome:
+    valid: list[ValidCard]
+    invalid: list[InvalidCard]
+    active: dict[str, ValidCard | None]
+    changes: Changes
+
+    def summary(self) -> str:
+        c = self.changes
+        active = " ".join(
+            f"{elo}={card.card.get('model_type', '?')}@{card.timestamp:%Y-%m-%d}" if card else f"{elo}=none"
+            for elo, card in self.active.items()
+        )
+        invalid = f", {len(self.invalid)} invalid" if self.invalid else ""
+        return (
+            f"Model registry refreshed: {len(self.valid)} models (+{len(c.added)} new, -{len(c.removed)} "
+            f"removed, {len(c.changed)} changed){invalid}, active: {active}"
+        )
+
+
+def _inside(path: Path, root: Path) -> bool:
+    try:
+        path.resolve().relative_to(root.resolve())
+    except (ValueError, OSError):
+        return False
+    return True
+
+
+def _artifacts(layout: Layout) -> frozenset[str]:
+    """Names of regular files in trained/ that stay inside the root (symlinks pointing out are ignored)."""
+    trained = layout.trained_dir
+    if not trained.is_dir():
+        raise InputError(f"model artifact directory {trained} does not exist")
+    return frozenset(p.name for p in trained.iterdir() if p.is_file() and _inside(p, layout.root))
+
+
+def _read_card(path: Path, root: Path) -> bytes | str:
+    """The card's bytes, or a reason it cannot be read."""
+    if not _inside(path, root):
+        return "symlink pointing outside the deployment root"
+    if not path.is_file():
+        return "not a regular file"
+    try:
+        with path.open("rb") as handle:
+            raw = handle.read(MAX_CARD_BYTES + 1)
+    except OSError as exc:
+        return f"cannot read: {exc.strerror}"
+    return raw
+
+
+def _previous_models(path: Path, log: logging.Logger) -> dict[str, str]:
+    """{file: sha256} of the last snapshot; an unreadable snapshot counts as empty (with a warning)."""
+    try:
+        data = json.loads(path.read_bytes())
+        return {
+            str(m["file"]): str(m["sha256"])
+            for m in data["models"]
+            if isinstance(m, dict) and "file" in m and "sha256" in m
+        }
+    except FileNotFoundError:
+        return {}
+    except (OSError, ValueError, KeyError, TypeError) as exc:
+        log.warning(f"previous registry {path} unreadable ({type(exc).__name__}); reporting all as new")
+        return {}
+
+
+def refresh_registry(layout: Layout, now: datetime, log: logging.Logger) -> RegistryOutcome:
+    """Validate every card, write the snapshot atomically, and return what was found."""
+    cards_dir = layout.modelcards_dir
+    if not cards_dir.is_dir():
+        raise InputError(f"model card directory {cards_dir} does not exist")
+    artifacts = _artifacts(layout)
+    valid: list[ValidCard] = []
+    invalid: list[InvalidCard] = []
+    for path in sorted(cards_dir.iterdir()):
+        if not (path.name.startswith("modelcard_") and path.name.endswith(".json")):
+            log.debug(f"ignoring {path} (not a model card file name)")
+            continue
+        raw = _read_card(path, layout.root)
+        result = (
+            InvalidCard(path.name, raw) if isinstance(raw, str) else validate_card(path.name, raw, artifacts)
+        )
+        if isinstance(result, InvalidCard):
+            log.warning(f"invalid model card {path}: {result.reason}")
+            invalid.append(result)
+        else:
+            valid.append(result)
+    if invalid and not valid:
+        raise InputError(
+            f"all {len(invalid)} model cards in {cards_dir} are invalid (first: {invalid[0].file}: "
+            f"{invalid[0].reason}); previous registry kept"
+        )
+    changes = diff_models(
+        _previous_models(layout.registry_file, log), {card.file: card.sha256 for card in valid}
+    )
+    active = pick_active(valid)
+    snapshot: dict[str, Any] = {
+        "schema_version": SNAPSHOT_SCHEMA,
+        "generated_at": iso(now),
+        "active": {elo: (card.summary() if card else None) for elo, card in active.items()},
+        "models": [card.summary() for card in sorted(valid, key=lambda c: (c.elo, c.timestamp, c.file))],
+        "invalid": [{"file": bad.file, "reason": bad.reason} for bad in invalid],
+        "changes": {"added": changes.added, "removed": changes.removed, "changed": changes.changed},
+    }
+    atomic_write_json(layout.registry_file, snapshot)
+    for name in changes.added:
+        log.info(f"new model card: {name}")
+    for name in changes.removed:
+        log.info(f"model card removed: {name}")
+    for name in changes.changed:
+        log.info(f"model card changed: {name}")
+    if not valid:
+        log.warning(f"no model cards in {cards_dir}")
+    return RegistryOutcome(valid, invalid, active, changes)
+
+
+def run(ctx: JobContext) -> JobResult:
+    """Runner entry point."""
+    outcome = refresh_registry(ctx.settings.layout, ctx.now, ctx.log)
+    return JobResult(
+        summary=outcome.summary(),
+        metrics={
+            "models_registered": len(outcome.valid),
+            "models_invalid": len(outcome.invalid),
+            "models_added": len(outcome.changes.added),
+            "models_removed": len(outcome.changes.removed),
+        },
+    )

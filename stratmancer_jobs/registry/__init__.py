@@ -1,0 +1,1 @@
+"""Model-card validation and registry building for the ``refresh-registry`` job."""
