@@ -36,6 +36,7 @@ from stratmancer_jobs.errors import FetchError
 USER_AGENT = f"stratmancer-jobs/{__version__}"
 _CHUNK = 64 * 1024
 _MAX_CAUSE_DEPTH = 8
+MAX_REDIRECTS = 5
 
 Sleep = Callable[[float], None]
 
@@ -75,6 +76,7 @@ def build_session() -> requests.Session:
     session = requests.Session()
     session.headers["User-Agent"] = USER_AGENT
     session.headers["Accept"] = "application/json"
+    session.max_redirects = MAX_REDIRECTS
     return session
 
 
@@ -145,6 +147,13 @@ def _describe(exc: requests.RequestException, settings: HttpSettings) -> str:
     return f"connection failed ({reason})" if reason else f"connection failed ({type(exc).__name__})"
 
 
+def _printable(text: str | None, limit: int = 60) -> str:
+    """A server-chosen reason phrase, made safe for a log line."""
+    if not text:
+        return ""
+    return "".join(c if c.isprintable() else "?" for c in text[:limit])
+
+
 def _read_body(response: requests.Response, settings: HttpSettings) -> bytes:
     declared = response.headers.get("Content-Length")
     if declared is not None and declared.strip().isdigit() and int(declared) > settings.max_bytes:
@@ -172,7 +181,7 @@ def _fetch_once(session: requests.Session, url: str, settings: HttpSettings) -> 
         raise FetchError(f"request failed ({type(exc).__name__}); not retried") from None
     with response:
         status = response.status_code
-        label = f"HTTP {status} {response.reason or ''}".rstrip()
+        label = f"HTTP {status} {_printable(response.reason)}".rstrip()
         if status == 429 or status >= 500:
             wait = parse_retry_after(response.headers.get("Retry-After"), datetime.now(UTC))
             raise _Retryable(label, retry_after=wait)

@@ -230,14 +230,14 @@ def refresh_patch(
     Raises StorageError when meta.json cannot be read or written; network trouble is returned in
     ``PatchOutcome.error`` after the fallback rules have been applied.
     """
-    wait = sleep
-    existing = interpret_meta(_read_raw(meta_path))
+    # meta.json is read after the network calls, right before it is rewritten, so that a concurrent
+    # edit of its other keys is overwritten only in a window of milliseconds, not of a slow fetch
     try:
-        version, patch = _fetch_latest(session, settings, log, wait)
+        version, patch = _fetch_latest(session, settings, log, sleep)
     except FetchError as exc:
-        return _on_failure(meta_path, existing, settings, now, log, exc.message)
-
-    check = _cross_check(session, settings, version, log, wait) if settings.cross_check else None
+        return _on_failure(meta_path, interpret_meta(_read_raw(meta_path)), settings, now, log, exc.message)
+    check = _cross_check(session, settings, version, log, sleep) if settings.cross_check else None
+    existing = interpret_meta(_read_raw(meta_path))
     preserved = _preserve(meta_path, existing, now, log)
     meta = build_meta(
         existing.data,
