@@ -12,6 +12,8 @@ from typing import Any
 
 import pytest
 import requests
+from hypothesis import given
+from hypothesis import strategies as st
 
 from stratmancer_jobs.config import PatchSettings, load_settings
 from stratmancer_jobs.errors import FetchError
@@ -462,3 +464,44 @@ def test_secret_in_base_url_is_stripped_at_the_source(
     for text in (outcome.error, summarize(outcome), str(info.value), repr(info.value), caplog.text):
         assert SECRET not in text
     assert SECRET not in meta.read_text()
+
+
+def test_runner_timeout_interrupts_a_stalled_fetch(
+    server: DDragonServer, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The runner's --timeout stops a fetch stuck in a long read; the retry loop does not swallow it."""
+    import time
+
+    from typer.testing import CliRunner
+
+    from stratmancer_jobs.cli import app
+
+    for key, value in _env(tmp_path, server.base_url).items():
+        monkeypatch.setenv(key, value)
+    (tmp_path / "config").mkdir()
+    (tmp_path / "config" / "jobs.toml").write_text("[patch]\nread_timeout_s = 5.0\n")
+    server.script(VERSIONS, Reply(delay_s=10.0, body=b'["16.23.1"]'))
+    started = time.monotonic()
+    result = CliRunner().invoke(app, ["refresh-patch", "--timeout", "0.5"])
+    assert time.monotonic() - started < 3
+    assert result.exit_code == 1, result.output
+    assert "timed out" in result.output
+    assert server.hits(VERSIONS) == 1
+
+
+@given(
+    st.lists(st.tuples(st.integers(0, 40), st.integers(0, 40), st.integers(0, 9)), min_size=1), st.randoms()
+)
+def test_choose_version_is_order_independent(parts: list[tuple[int, int, int]], rnd: Any) -> None:
+    """Whatever the order, the chosen version is the integer maximum and its patch is MAJOR.MINOR."""
+    entries = [f"{a}.{b}.{c}" for a, b, c in parts] + ["lolpatch_9.9"]
+    rnd.shuffle(entries)
+    version, patch = choose_version(entries)
+    top = max(parts)
+    assert version == "{}.{}.{}".format(*top)
+    assert patch == f"{top[0]}.{top[1]}"
+
+
+def test_version_parsing_is_ascii_and_exact() -> None:
+    """Non-ASCII digits and trailing newlines are not versions; leading zeros normalise the patch."""
+    assert choose_version(["\u0661\u0666.1.1", "16.1.1\n", "16.09.1"]) == ("16.09.1", "16.9")
