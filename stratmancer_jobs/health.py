@@ -15,7 +15,7 @@ from __future__ import annotations
 import os
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
 
@@ -69,6 +69,7 @@ def compute_health(
     alive: Callable[[object], bool] = pid_alive,
 ) -> Health:
     """Pure apart from ``alive`` (injected in tests): the job's health at ``now``."""
+    now = now.astimezone(UTC)  # compare and subtract in UTC, never by wall clock
     running = record.get("running")
     if isinstance(running, dict) and alive(running.get("pid")):
         started = parse_iso(running.get("started"))
@@ -84,16 +85,14 @@ def compute_health(
         n = int(record.get("consecutive_failures") or 1)
         return Health("failing", CRITICAL, f"{n} consecutive failure{'s' if n != 1 else ''}")
     last_success = parse_iso(record.get("last_success"))
-    due = previous_run(schedule.schedule, zone, now - timedelta(seconds=schedule.grace_s))
+    due = previous_run(schedule.schedule, zone, now - timedelta(seconds=schedule.grace_s)).astimezone(UTC)
     if last_success is None or last_success < due:
         # the first scheduled run after the last success (plus grace) is when it became late
-        since = (next_run(schedule.schedule, zone, last_success) if last_success else due) + timedelta(
-            seconds=schedule.grace_s
-        )
+        first_missed = next_run(schedule.schedule, zone, last_success) if last_success else due
+        since = first_missed.astimezone(UTC) + timedelta(seconds=schedule.grace_s)
         lateness = (now - since).total_seconds()
         period = interval_s(schedule.schedule, zone, now)
         level = CRITICAL if lateness > 2 * period else WARNING
-        return Health(
-            "late", level, f"late by {_age(lateness)} (no success since the run due {since:%Y-%m-%d %H:%M})"
-        )
+        due_text = f"{first_missed.astimezone(zone):%Y-%m-%d %H:%M %Z}"
+        return Health("late", level, f"late by {_age(lateness)} (no success since the run due {due_text})")
     return Health("ok", OK, "ok")

@@ -1,5 +1,8 @@
 """Schedules as data: cron expression + timezone. Next/previous fire times and "late" are computed.
 
+Arithmetic and comparisons are done in UTC: Python compares and subtracts two datetimes that share a
+tzinfo by wall clock, which is wrong across a DST change (a 25-hour day would count as 24).
+
 cronsim (healthchecks.io's evaluator) is used rather than croniter: it follows Debian cron's DST rules
 (a time skipped by spring-forward fires once right after the gap, a repeated hour fires once), it has
 no dependencies, and it is actively maintained; croniter's DST handling has a long bug history.
@@ -7,7 +10,7 @@ no dependencies, and it is actively maintained; croniter's DST handling has a lo
 
 from __future__ import annotations
 
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from zoneinfo import ZoneInfo
 
 from cronsim import CronSim, CronSimError
@@ -39,7 +42,7 @@ def previous_run(expr: str, zone: ZoneInfo, at: datetime) -> datetime:
 def interval_s(expr: str, zone: ZoneInfo, at: datetime) -> float:
     """Seconds between the fire time before ``at`` and the one after it (the schedule's period there)."""
     prev = previous_run(expr, zone, at)
-    return (next_run(expr, zone, prev) - prev).total_seconds()
+    return (next_run(expr, zone, prev).astimezone(UTC) - prev.astimezone(UTC)).total_seconds()
 
 
 def describe(expr: str) -> str:
@@ -55,4 +58,4 @@ def is_due(expr: str, zone: ZoneInfo, last_success: datetime | None, now: dateti
     """True when a scheduled time has passed since the last success (or there never was one)."""
     if last_success is None:
         return True
-    return previous_run(expr, zone, now) > last_success
+    return previous_run(expr, zone, now).astimezone(UTC) > last_success.astimezone(UTC)

@@ -101,7 +101,8 @@ def find_job(name: str) -> JobSpec:
 
 
 def load_job(spec: JobSpec) -> JobFunc:
-    """Import the job's module on demand and return its ``run`` function."""
-    module = importlib.import_module(spec.module)
-    func: JobFunc = module.run
+    """Import the job's module on demand and return its ``run`` function (``module:func`` also works)."""
+    module_name, _, attr = spec.module.partition(":")
+    module = importlib.import_module(module_name)
+    func: JobFunc = getattr(module, attr or "run")
     return func

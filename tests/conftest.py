@@ -1,0 +1,146 @@
+"""Shared fixtures: a deployment root in tmp_path, settings for it, and ways to run the CLI."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, replace
+from pathlib import Path
+from typing import Any
+
+import pytest
+from typer.testing import CliRunner, Result
+
+from stratmancer_jobs.cli import app
+from stratmancer_jobs.config import JobSchedule, Settings, load_settings
+from stratmancer_jobs.jobs import JobSpec
+
+REPO = Path(__file__).resolve().parent.parent
+FAKE_KEY = "RGAPI-test-0000-planted-secret-4f1c9d"
+
+
+@pytest.fixture(autouse=True)
+def _clean_env(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Every test starts without deployment variables from the developer's shell."""
+    for name in list(os.environ):
+        if name.startswith("STRATMANCER_") or name == "RIOT_API_KEY":
+            monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("TZ", "UTC")
+
+
+@pytest.fixture
+def root(tmp_path: Path) -> Path:
+    """An empty deployment root with the standard directories."""
+    base = tmp_path / "deploy"
+    for sub in ("data/processed", "ml_pipeline/models/modelcards", "ml_pipeline/models/trained", "config"):
+        (base / sub).mkdir(parents=True)
+    return base
+
+
+@pytest.fixture
+def settings(root: Path) -> Settings:
+    """Settings for ``root`` with no config file and an empty environment."""
+    return load_settings(root, {"TZ": "UTC"})
+
+
+def write_card(root: Path, elo: str, stamp: str, **overrides: Any) -> Path:
+    """Write a realistic model card and its artifacts; ``overrides`` replace card fields."""
+    iso = f"{stamp[:4]}-{stamp[4:6]}-{stamp[6:8]}T{stamp[9:11]}:{stamp[11:13]}:{stamp[13:15]}.5"
+    card: dict[str, Any] = {
+        "elo": elo,
+        "model_type": "xgb",
+        "timestamp": iso,
+        "features": 3469,
+        "train_size": 2626,
+        "test_size": 292,
+        "calibrated": True,
+        "calibrator_method": "isotonic",
+        "source_patch": "15.21",
+        "model_file": f"draft_{elo}_xgb_{stamp}.pkl",
+        "calibrator_file": f"calibrator_{elo}_{stamp}.pkl",
+        "metrics": {"roc_auc_raw": 0.8029, "log_loss": 0.57},
+        "params": {"max_depth": 6},
+    }
+    card.update(overrides)
+    trained = root / "ml_pipeline/models/trained"
+    for key in ("model_file", "calibrator_file"):
+        name = card.get(key)
+        if isinstance(name, str) and "/" not in name and ".." not in name and name:
+            (trained / name).write_bytes(b"artifact")
+    path = root / "ml_pipeline/models/modelcards" / f"modelcard_{elo}_{stamp}.json"
+    path.write_text(json.dumps(card), encoding="utf-8")
+    return path
+
+
+@pytest.fixture
+def cli(root: Path) -> Callable[..., Result]:
+    """Invoke the CLI in-process against ``root``."""
+    runner = CliRunner()
+
+    def invoke(*args: str, env: dict[str, str] | None = None) -> Result:
+        return runner.invoke(app, ["--root", str(root), *args], env=env)
+
+    return invoke
+
+
+@dataclass
+class Proc:
+    returncode: int
+    stdout: str
+    stderr: str
+
+
+def run_proc(root: Path, *args: str, env: dict[str, str] | None = None, timeout: float = 60) -> Proc:
+    """Run ``python -m stratmancer_jobs --root ROOT ARGS`` as a real subprocess."""
+    full_env = {k: v for k, v in os.environ.items() if not k.startswith("STRATMANCER_")}
+    full_env["PYTHONPATH"] = str(REPO)
+    full_env.update(env or {})
+    done = subprocess.run(
+        [sys.executable, "-m", "stratmancer_jobs", "--root", str(root), *args],
+        capture_output=True,
+        text=True,
+        env=full_env,
+        timeout=timeout,
+        check=False,
+    )
+    return Proc(done.returncode, done.stdout, done.stderr)
+
+
+def with_fake_job(settings: Settings, module: str, *, timeout_s: int = 0) -> tuple[JobSpec, Settings]:
+    """A JobSpec running ``tests.fake_jobs:<func>`` and settings that know its schedule."""
+    spec = JobSpec(
+        id="fake_job",
+        name="Fake Job",
+        command="fake",
+        default_schedule="*/5 * * * *",
+        default_grace_s=60,
+        default_timeout_s=timeout_s,
+        module=f"tests.fake_jobs:{module}",
+    )
+    jobs = dict(settings.jobs)
+    jobs[spec.id] = JobSchedule(spec.default_schedule, spec.default_grace_s, timeout_s)
+    return spec, replace(settings, jobs=jobs)
+
+
+@pytest.fixture
+def state_json(root: Path) -> Callable[[], dict[str, Any]]:
+    """Read the state file of ``root``."""
+
+    def read() -> dict[str, Any]:
+        data: dict[str, Any] = json.loads((root / "state" / "jobs_state.json").read_text(encoding="utf-8"))
+        return data
+
+    return read
+
+
+@pytest.fixture
+def no_leak() -> Iterator[Callable[[str], None]]:
+    """Assert a text does not contain the planted key."""
+
+    def check(text: str) -> None:
+        assert FAKE_KEY not in text
+
+    yield check

@@ -1,0 +1,35 @@
+"""Small jobs used by runner tests (loaded through ``JobSpec.module = 'tests.fake_jobs:NAME'``)."""
+
+from __future__ import annotations
+
+import os
+import time
+
+from stratmancer_jobs.errors import InputError
+from stratmancer_jobs.jobs import JobContext, JobResult
+
+
+def ok(ctx: JobContext) -> JobResult:
+    """Succeed at once."""
+    return JobResult(summary="fake job done", metrics={"things": 3})
+
+
+def sleepy(ctx: JobContext) -> JobResult:
+    """Sleep for ``options['seconds']`` (default 30) and then succeed."""
+    time.sleep(float(ctx.options.get("seconds", 30)))
+    return JobResult(summary="slept")
+
+
+def boom(ctx: JobContext) -> JobResult:
+    """Raise an unexpected exception whose message carries the environment's API key."""
+    raise RuntimeError(f"exploded while using key {os.environ.get('RIOT_API_KEY', '')}")
+
+
+def bad_input(ctx: JobContext) -> JobResult:
+    """Raise the tool's own error, as a job does for bad input."""
+    raise InputError("data/processed/matches_GOLD.json is not valid JSON")
+
+
+def partial(ctx: JobContext) -> JobResult:
+    """Finish its work but report a failure, as history does for one corrupt tier."""
+    return JobResult(summary="9 tiers refreshed", error="matches_GOLD.json: truncated JSON")

@@ -1,0 +1,185 @@
+"""The CLI end to end: every command, the exit-code contract, status output, help text."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import pytest
+import typer.main
+from typer.testing import CliRunner, Result
+
+from stratmancer_jobs import __version__
+from stratmancer_jobs.cli import app
+from tests.conftest import FAKE_KEY, run_proc, write_card
+
+Invoke = Callable[..., Result]
+JSON_KEYS = {
+    "id", "name", "command", "schedule", "next_run", "success_count", "error_count", "skipped_count",
+    "last_status", "last_success", "last_error", "last_error_message", "last_duration_s", "last_summary",
+}  # fmt: skip
+
+
+def test_every_command_has_help_text() -> None:
+    """Every command and the app itself explain themselves in --help."""
+    command = typer.main.get_command(app)
+    runner = CliRunner()
+    names = list(command.commands)  # type: ignore[attr-defined]
+    assert set(names) >= {"refresh-history", "refresh-registry", "refresh-patch", "status", "crontab"}
+    for name in names:
+        result = runner.invoke(app, [name, "--help"])
+        assert result.exit_code == 0, result.output
+        assert command.commands[name].help, name  # type: ignore[attr-defined]
+    top = runner.invoke(app, ["--help"])
+    assert top.exit_code == 0 and "Exit codes" in top.output
+
+
+def test_version() -> None:
+    """--version prints the version and exits 0."""
+    result = CliRunner().invoke(app, ["--version"])
+    assert result.exit_code == 0 and __version__ in result.output
+
+
+def test_unknown_option_is_usage_error(cli: Invoke) -> None:
+    """A bad flag exits 2."""
+    assert cli("status", "--bogus").exit_code == 2
+
+
+def test_root_that_does_not_exist_is_exit_2(tmp_path: Path) -> None:
+    """A missing deployment root is a configuration error."""
+    result = CliRunner().invoke(app, ["--root", str(tmp_path / "nope"), "status"])
+    assert result.exit_code == 2 and "is not a directory" in result.output
+
+
+def test_bad_config_value_names_the_key(cli: Invoke, root: Path) -> None:
+    """A wrong value in config/jobs.toml exits 2 naming the key."""
+    (root / "config/jobs.toml").write_text('[jobs.refresh_patch_meta]\ngrace_seconds = "soon"\n')
+    result = cli("status")
+    assert result.exit_code == 2
+    assert "jobs.refresh_patch_meta.grace_seconds must be int" in result.output
+
+
+def test_unknown_job_in_status_lists_valid_ones(cli: Invoke) -> None:
+    """status with an unknown job exits 2 and lists the valid names."""
+    result = cli("status", "nope")
+    assert result.exit_code == 2
+    assert "refresh_history_index (refresh-history)" in result.output
+
+
+def test_status_json_before_any_run_has_nulls(cli: Invoke) -> None:
+    """status --json lists three jobs with the documented keys; never-set fields are null."""
+    result = cli("status", "--json")
+    assert result.exit_code == 0, result.output
+    data: dict[str, Any] = json.loads(result.stdout)
+    assert data["total_jobs"] == 3 and len(data["jobs"]) == 3
+    for job in data["jobs"]:
+        assert JSON_KEYS <= set(job)
+        assert job["last_success"] is None and job["last_error_message"] is None
+        assert job["success_count"] == 0 and job["health"] == "never run"
+    assert [j["id"] for j in data["jobs"]] == [
+        "refresh_history_index",
+        "refresh_model_registry",
+        "refresh_patch_meta",
+    ]
+
+
+def test_registry_end_to_end_then_status(cli: Invoke, root: Path) -> None:
+    """refresh-registry exits 0, prints its summary, and status shows the recorded success."""
+    write_card(root, "mid", "20251101_164237")
+    result = cli("refresh-registry")
+    assert result.exit_code == 0, result.output
+    assert "Model registry refreshed: 1 models (+1 new" in result.stdout
+    assert (root / "ml_pipeline/model_registry.json").exists()
+    data = json.loads(cli("status", "--json").stdout)
+    job = next(j for j in data["jobs"] if j["id"] == "refresh_model_registry")
+    assert job["success_count"] == 1 and job["last_status"] == "success"
+    assert job["last_summary"].startswith("Model registry refreshed")
+    plain = cli("status")
+    assert plain.exit_code == 0
+    assert "refresh_model_registry" in plain.stdout and "\x1b[" not in plain.stdout
+
+
+@pytest.mark.parametrize("name", ["refresh_model_registry", "refresh-registry"])
+def test_status_for_one_job_by_id_or_command(cli: Invoke, root: Path, name: str) -> None:
+    """status JOB accepts the id or the command name and shows the run history."""
+    write_card(root, "mid", "20251101_164237")
+    cli("refresh-registry")
+    result = cli("status", name)
+    assert result.exit_code == 0, result.output
+    assert "refresh_model_registry (refresh-registry)" in result.stdout
+    assert "recent runs (1, oldest first)" in result.stdout
+    assert "refresh_history_index" not in result.stdout
+
+
+def test_failed_job_exits_1_and_is_recorded(cli: Invoke, root: Path) -> None:
+    """A missing modelcards directory exits 1 with a clear line, recorded as an error."""
+    (root / "ml_pipeline/models/modelcards").rmdir()
+    result = cli("refresh-registry")
+    assert result.exit_code == 1
+    assert "modelcards does not exist" in result.output
+    job = json.loads(cli("status", "--json").stdout)["jobs"][1]
+    assert job["error_count"] == 1 and job["last_status"] == "error"
+    assert "modelcards does not exist" in job["last_error_message"]
+    check = cli("status", "--check")
+    assert check.exit_code == 2 and check.stdout.startswith("STRATMANCER JOBS CRITICAL")
+
+
+def test_corrupt_state_file_status_and_run(cli: Invoke, root: Path) -> None:
+    """status names a corrupt state file (exit 1, table still shown); the next run preserves it."""
+    write_card(root, "mid", "20251101_164237")
+    state = root / "state/jobs_state.json"
+    state.parent.mkdir()
+    state.write_text('{"schema_version": 1, "jobs": {"refresh_mo')
+    status = cli("status")
+    assert status.exit_code == 1
+    assert str(state) in status.output and "refresh_model_registry" in status.stdout
+    run = cli("refresh-registry")
+    assert run.exit_code == 0, run.output
+    assert "preserved it as" in run.output
+    kept = list(state.parent.glob("jobs_state.json.corrupt-*"))
+    assert len(kept) == 1 and kept[0].read_text().endswith('"refresh_mo')
+    assert cli("status").exit_code == 0
+
+
+def test_quiet_suppresses_summary(cli: Invoke, root: Path) -> None:
+    """-q prints no summary and no info lines."""
+    write_card(root, "mid", "20251101_164237")
+    result = cli("-q", "refresh-registry")
+    assert result.exit_code == 0 and result.output == ""
+
+
+def test_verbose_and_quiet_conflict(cli: Invoke) -> None:
+    """-v with -q is a usage error."""
+    assert cli("-v", "-q", "status").exit_code == 2
+
+
+def test_planted_key_never_appears(cli: Invoke, root: Path) -> None:
+    """A RIOT_API_KEY in the environment shows up in no output or state file."""
+    write_card(root, "mid", "20251101_164237")
+    env = {"RIOT_API_KEY": FAKE_KEY}
+    outputs = [cli("-v", "refresh-registry", env=env).output, cli("status", "--json", env=env).output]
+    (root / "ml_pipeline/models/modelcards").rename(root / "gone")
+    outputs.append(cli("-v", "refresh-registry", env=env).output)
+    outputs.append(cli("status", env=env).output)
+    for text in [*outputs, (root / "state/jobs_state.json").read_text()]:
+        assert FAKE_KEY not in text
+
+
+def test_crontab_command_prints_absolute_lines(cli: Invoke, root: Path) -> None:
+    """crontab prints the three schedule lines with the absolute root and log path."""
+    result = cli("crontab")
+    assert result.exit_code == 0
+    assert f"STRATMANCER_HOME={root}" in result.stdout
+    assert "0 3 * * * " in result.stdout and f"refresh-patch >> {root}/logs/stratmancer-jobs.log 2>&1" in result.stdout
+
+
+def test_python_m_entry_point_runs(root: Path) -> None:
+    """`python -m stratmancer_jobs` works as a real process and follows the exit codes."""
+    write_card(root, "mid", "20251101_164237")
+    ok = run_proc(root, "refresh-registry")
+    assert ok.returncode == 0, ok.stderr
+    assert "Model registry refreshed" in ok.stdout and "started" in ok.stderr
+    bad = run_proc(root, "status", "nope")
+    assert bad.returncode == 2 and "unknown job" in bad.stderr

@@ -1,0 +1,96 @@
+"""Configuration: defaults, precedence, the example file, and errors that name the key."""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+import pytest
+
+from stratmancer_jobs.config import load_settings
+from stratmancer_jobs.errors import ConfigError
+from tests.conftest import REPO
+
+
+def test_defaults_without_config_file(root: Path) -> None:
+    """No config file gives the documented schedules, graces and thresholds."""
+    s = load_settings(root, {"TZ": "Europe/Paris"})
+    assert not s.config_file_found
+    assert s.jobs["refresh_history_index"].schedule == "0 * * * *"
+    assert s.jobs["refresh_model_registry"].grace_s == 60
+    assert s.jobs["refresh_patch_meta"].grace_s == 3600
+    assert s.history.min_champ_games == 5
+    assert s.timezone.key == "Europe/Paris"
+    assert s.metrics_file is None
+
+
+def test_example_config_equals_defaults(root: Path) -> None:
+    """config/jobs.toml.example, copied into place, gives exactly the built-in defaults."""
+    shutil.copy(REPO / "config/jobs.toml.example", root / "config/jobs.toml")
+    from_file = load_settings(root, {"TZ": "UTC"})
+    (root / "config/jobs.toml").unlink()
+    defaults = load_settings(root, {"TZ": "UTC"})
+    assert from_file.config_file_found
+    assert from_file.jobs == defaults.jobs
+    assert from_file.history == defaults.history and from_file.patch == defaults.patch
+
+
+def test_precedence_env_over_file(root: Path) -> None:
+    """Environment beats the config file, which beats the default; the flag beats both."""
+    (root / "config/jobs.toml").write_text(
+        'timezone = "Asia/Tokyo"\nmetrics_file = "m/file.prom"\n[patch]\nbase_url = "http://127.0.0.1:1"\n'
+    )
+    s = load_settings(root, {})
+    assert s.timezone.key == "Asia/Tokyo" and s.patch.base_url == "http://127.0.0.1:1"
+    assert s.metrics_file == root / "m/file.prom"
+    env = {
+        "STRATMANCER_TZ": "America/New_York",
+        "STRATMANCER_DDRAGON_URL": "http://127.0.0.1:2/",
+        "STRATMANCER_METRICS_FILE": str(root / "env.prom"),
+    }
+    s = load_settings(root, env)
+    assert s.timezone.key == "America/New_York" and s.patch.base_url == "http://127.0.0.1:2"
+    assert s.metrics_file == root / "env.prom"
+    s = load_settings(root, env, metrics_file=root / "flag.prom")
+    assert s.metrics_file == root / "flag.prom"
+
+
+def test_home_env_sets_root(root: Path) -> None:
+    """STRATMANCER_HOME is the root when no flag is given."""
+    assert load_settings(None, {"STRATMANCER_HOME": str(root)}).layout.root == root.resolve()
+
+
+@pytest.mark.parametrize(
+    ("toml", "message"),
+    [
+        ("timezone = 3", "config key timezone must be str"),
+        ('timezone = "Mars/Olympus"', "unknown timezone 'Mars/Olympus'"),
+        ("[jobs.refresh_history_index]\nschedule = \"every hour\"", "jobs.refresh_history_index.schedule"),
+        ("[jobs.refresh_history_index]\nschedule = \"61 * * * *\"", "invalid cron expression"),
+        ("[jobs.refresh_history_index]\ngrace_seconds = -5", "grace_seconds must be >= 0"),
+        ("[jobs.refresh_history_index]\ntimeout_seconds = true", "timeout_seconds must be int"),
+        ("[jobs.nightly]\nschedule = \"0 1 * * *\"", "jobs.nightly: unknown job"),
+        ("[history]\nmin_pair_games = 0", "history.min_pair_games must be >= 1"),
+        ("[history]\nmin_games = 4", "history.min_games is unknown"),
+        ("[patch]\nbase_url = \"ftp://x\"", "patch.base_url must be an http(s) URL"),
+        ("[patch]\ndefault_patch = \"sixteen\"", "patch.default_patch must look like 16.23"),
+        ("[patch]\nmax_attempts = 0", "patch.max_attempts must be >= 1"),
+        ("[patch]\nregion = \"../x\"", "patch.region must be alphanumeric"),
+        ("colour = true", "config key colour is unknown"),
+        ("this is = not toml", "is not valid TOML"),
+    ],
+)
+def test_bad_values_name_the_key(root: Path, toml: str, message: str) -> None:
+    """Every bad config value is a ConfigError (exit 2) whose message names the key."""
+    (root / "config/jobs.toml").write_text(toml)
+    with pytest.raises(ConfigError) as info:
+        load_settings(root, {})
+    assert message in str(info.value)
+    assert info.value.exit_code == 2
+
+
+def test_secret_values_are_collected_but_not_in_repr(root: Path) -> None:
+    """Secret-looking environment values are known for redaction and hidden from repr()."""
+    s = load_settings(root, {"RIOT_API_KEY": "RGAPI-abcdef-123456", "HOME": "/root"})
+    assert s.redact_values == ("RGAPI-abcdef-123456",)
+    assert "RGAPI" not in repr(s)
