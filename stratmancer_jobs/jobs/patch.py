@@ -274,7 +274,6 @@ def _on_failure(
 ) -> PatchOutcome:
     if existing.patch is not None:
         error = f"{reason}; {meta_path.name} left unchanged (patch {existing.patch})"
-        log.error("%s", error)
         return PatchOutcome(
             patch=existing.patch,
             version=_str_or_none(existing.data.get("version")),
@@ -298,7 +297,6 @@ def _on_failure(
     )
     atomic_write_json(meta_path, meta)
     error = f"{reason}; no valid patch in {meta_path.name}, wrote fallback patch {default}"
-    log.error("%s", error)
     return PatchOutcome(
         patch=default,
         version=None,
