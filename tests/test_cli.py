@@ -75,7 +75,7 @@ def test_status_json_before_any_run_has_nulls(cli: Invoke) -> None:
     data: dict[str, Any] = json.loads(result.stdout)
     assert data["total_jobs"] == 3 and len(data["jobs"]) == 3
     for job in data["jobs"]:
-        assert JSON_KEYS <= set(job)
+        assert set(job) >= JSON_KEYS
         assert job["last_success"] is None and job["last_error_message"] is None
         assert job["success_count"] == 0 and job["health"] == "never run"
     assert [j["id"] for j in data["jobs"]] == [
@@ -172,7 +172,10 @@ def test_crontab_command_prints_absolute_lines(cli: Invoke, root: Path) -> None:
     result = cli("crontab")
     assert result.exit_code == 0
     assert f"STRATMANCER_HOME={root}" in result.stdout
-    assert "0 3 * * * " in result.stdout and f"refresh-patch >> {root}/logs/stratmancer-jobs.log 2>&1" in result.stdout
+    assert (
+        "0 3 * * * " in result.stdout
+        and f"refresh-patch >> {root}/logs/stratmancer-jobs.log 2>&1" in result.stdout
+    )
 
 
 def test_python_m_entry_point_runs(root: Path) -> None:

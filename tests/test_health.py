@@ -43,7 +43,9 @@ def test_never_run_is_a_warning() -> None:
 def test_ok_within_grace_and_late_after_it() -> None:
     """An hourly job succeeded at 12:00:30 is ok until 13:05, late (warning) just after."""
     record = _record((datetime(2026, 1, 1, 12, 0, 30, tzinfo=UTC), True))
-    assert compute_health(record, HOURLY, UTCZ, datetime(2026, 1, 1, 13, 4, 59, tzinfo=UTC), _dead).state == "ok"
+    assert (
+        compute_health(record, HOURLY, UTCZ, datetime(2026, 1, 1, 13, 4, 59, tzinfo=UTC), _dead).state == "ok"
+    )
     late = compute_health(record, HOURLY, UTCZ, datetime(2026, 1, 1, 13, 5, 1, tzinfo=UTC), _dead)
     assert (late.state, late.level) == ("late", WARNING)
     assert "late by 1s" in late.detail

@@ -150,12 +150,14 @@ def test_all_cards_invalid_keeps_previous_snapshot(root: Path, settings: Setting
     refresh_registry(settings.layout, NOW, LOG)
     before = settings.layout.registry_file.read_bytes()
     card.write_text("{truncated")
-    with pytest.raises(InputError, match="all 1 model cards .* are invalid"):
+    with pytest.raises(InputError, match=r"all 1 model cards .* are invalid"):
         refresh_registry(settings.layout, NOW, LOG)
     assert settings.layout.registry_file.read_bytes() == before
 
 
-def test_symlinked_card_pointing_outside_root_is_refused(root: Path, settings: Settings, tmp_path: Path) -> None:
+def test_symlinked_card_pointing_outside_root_is_refused(
+    root: Path, settings: Settings, tmp_path: Path
+) -> None:
     """A card that is a symlink to a file outside the root is not read."""
     write_card(root, "mid", "20251101_120000")
     outside = tmp_path / "secret.json"

@@ -27,7 +27,7 @@ NOW = datetime(2026, 11, 28, 12, 0, tzinfo=UTC)
 
 def _finish(record: dict[str, object], ok: bool = True) -> None:
     mark_finished(
-        record,  # type: ignore[arg-type]
+        record,
         ok=ok,
         started=NOW,
         finished=NOW,
