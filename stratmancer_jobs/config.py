@@ -297,6 +297,20 @@ def _reject_unknown(table: Mapping[str, Any], where: str, known: set[str]) -> No
             raise ConfigError(f"config key {where}{key} is unknown (known: {', '.join(sorted(known))})")
 
 
+def _metrics_path(root: Path, value: str, where: str) -> Path | None:
+    """An absolute path is the operator's explicit choice (node_exporter's textfile directory lives
+    outside the root); a relative one is taken under the root and may not climb out of it."""
+    if not value:
+        return None
+    path = Path(value).expanduser()
+    if path.is_absolute():
+        return path.resolve()
+    resolved = (root / path).resolve()
+    if not resolved.is_relative_to(root):
+        raise ConfigError(f"{where} {value!r} points outside the deployment root; use an absolute path")
+    return resolved
+
+
 def load_settings(
     root: Path | None,
     env: Mapping[str, str],
@@ -328,7 +342,7 @@ def load_settings(
         from_env = env.get("STRATMANCER_METRICS_FILE", "").strip()
         from_cfg = _typed(data, "metrics_file", "", str, "")
         chosen = from_env or from_cfg
-        metrics_file = (root / chosen).resolve() if chosen else None
+        metrics_file = _metrics_path(root, chosen, "STRATMANCER_METRICS_FILE" if from_env else "metrics_file")
     else:
         metrics_file = metrics_file.expanduser().resolve()
 

@@ -186,3 +186,32 @@ def test_python_m_entry_point_runs(root: Path) -> None:
     assert "Model registry refreshed" in ok.stdout and "started" in ok.stderr
     bad = run_proc(root, "status", "nope")
     assert bad.returncode == 2 and "unknown job" in bad.stderr
+
+
+def test_check_exit_codes_ok_and_warning(cli: Invoke, root: Path) -> None:
+    """--check exits 1 (warning) while jobs have never run and 0 once the state says all are fresh."""
+    never = cli("status", "--check")
+    assert never.exit_code == 1 and never.stdout.startswith("STRATMANCER JOBS WARNING")
+    from datetime import UTC, datetime
+
+    from stratmancer_jobs.jobs import JOB_IDS
+    from stratmancer_jobs.state import StateStore, mark_finished
+
+    now = datetime.now(UTC)
+    store = StateStore(root / "state/jobs_state.json")
+    for job_id in JOB_IDS:
+        store.update(
+            job_id,
+            lambda r: mark_finished(
+                r, ok=True, started=now, finished=now, duration_s=0.1, summary="ok", error=None
+            ),
+            now,
+        )
+    fresh = cli("status", "--check")
+    assert fresh.exit_code == 0, fresh.output
+    assert fresh.stdout.startswith("STRATMANCER JOBS OK")
+
+
+def test_pretty_exceptions_never_show_locals() -> None:
+    """The Typer app is configured so that no traceback can print local variables."""
+    assert app.pretty_exceptions_show_locals is False

@@ -94,3 +94,12 @@ def test_secret_values_are_collected_but_not_in_repr(root: Path) -> None:
     s = load_settings(root, {"RIOT_API_KEY": "RGAPI-abcdef-123456", "HOME": "/root"})
     assert s.redact_values == ("RGAPI-abcdef-123456",)
     assert "RGAPI" not in repr(s)
+
+
+def test_relative_metrics_path_cannot_climb_out_of_root(root: Path) -> None:
+    """A relative metrics_file with '..' leaving the root is refused; an absolute one is explicit."""
+    (root / "config/jobs.toml").write_text('metrics_file = "../../etc/evil.prom"\n')
+    with pytest.raises(ConfigError, match="points outside the deployment root"):
+        load_settings(root, {})
+    (root / "config/jobs.toml").write_text('metrics_file = "/var/lib/node_exporter/sj.prom"\n')
+    assert load_settings(root, {}).metrics_file == Path("/var/lib/node_exporter/sj.prom")
