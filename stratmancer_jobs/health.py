@@ -48,6 +48,11 @@ class Health:
     state: str
     level: int
     detail: str
+    short: str = ""  # a compact cell for the status table, e.g. "late 3m", "failing x2"
+
+    @property
+    def cell(self) -> str:
+        return self.short or self.state
 
 
 def _age(seconds: float) -> str:
@@ -78,12 +83,12 @@ def compute_health(
             return Health(
                 "running", WARNING, f"running for {_age(age)}, past its {schedule.timeout_s}s limit"
             )
-        return Health("running", OK, f"running for {_age(age)}")
+        return Health("running", OK, f"running for {_age(age)}", f"running {_age(age)}")
     if record.get("last_finished") is None:
         return Health("never run", WARNING, "no run recorded yet")
     if last_completed_status(record) == "error":
         n = int(record.get("consecutive_failures") or 1)
-        return Health("failing", CRITICAL, f"{n} consecutive failure{'s' if n != 1 else ''}")
+        return Health("failing", CRITICAL, f"{n} consecutive failure{'s' if n != 1 else ''}", f"failing x{n}")
     last_success = parse_iso(record.get("last_success"))
     due = previous_run(schedule.schedule, zone, now - timedelta(seconds=schedule.grace_s)).astimezone(UTC)
     if last_success is None or last_success < due:
@@ -94,5 +99,10 @@ def compute_health(
         period = interval_s(schedule.schedule, zone, now)
         level = CRITICAL if lateness > 2 * period else WARNING
         due_text = f"{first_missed.astimezone(zone):%Y-%m-%d %H:%M %Z}"
-        return Health("late", level, f"late by {_age(lateness)} (no success since the run due {due_text})")
+        return Health(
+            "late",
+            level,
+            f"late by {_age(lateness)} (no success since the run due {due_text})",
+            f"late {_age(lateness)}",
+        )
     return Health("ok", OK, "ok")

@@ -41,9 +41,7 @@ def _cells(job: JobStatus, now: datetime) -> list[str]:
         job.next_run.astimezone(now.tzinfo).strftime("%Y-%m-%d %H:%M"),
         _when(r.get("last_finished") or r.get("last_started"), now),
         str(r.get("last_status") or "-"),
-        job.health.state
-        if job.health.state in ("ok", "never run")
-        else f"{job.health.state}: {job.health.detail}",
+        job.health.cell,
         _duration(r.get("last_duration_s")),
         f"{r.get('success_count', 0)}/{r.get('error_count', 0)}/{r.get('skipped_count', 0)}",
         recent(r),
