@@ -12,11 +12,14 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+import requests
 from typer.testing import CliRunner, Result
 
 from stratmancer_jobs.cli import app
 from stratmancer_jobs.config import JobSchedule, Settings, load_settings
+from stratmancer_jobs.http import build_session
 from stratmancer_jobs.jobs import JobSpec
+from tests.ddragon_server import DDragonServer
 
 REPO = Path(__file__).resolve().parent.parent
 FAKE_KEY = "RGAPI-test-0000-planted-secret-4f1c9d"
@@ -29,6 +32,7 @@ def _clean_env(monkeypatch: pytest.MonkeyPatch) -> None:
         if name.startswith("STRATMANCER_") or name == "RIOT_API_KEY":
             monkeypatch.delenv(name, raising=False)
     monkeypatch.setenv("TZ", "UTC")
+    monkeypatch.setenv("NO_PROXY", "127.0.0.1,localhost")
 
 
 @pytest.fixture
@@ -144,3 +148,18 @@ def no_leak() -> Iterator[Callable[[str], None]]:
         assert FAKE_KEY not in text
 
     yield check
+
+
+@pytest.fixture
+def server() -> Iterator[DDragonServer]:
+    """A scripted Data Dragon stand-in on 127.0.0.1 (tests.ddragon_server)."""
+    with DDragonServer() as srv:
+        yield srv
+
+
+@pytest.fixture
+def session(monkeypatch: pytest.MonkeyPatch) -> Iterator[requests.Session]:
+    """The tool's HTTP session, with any proxy bypassed for 127.0.0.1."""
+    monkeypatch.setenv("NO_PROXY", "127.0.0.1,localhost")
+    with build_session() as s:
+        yield s

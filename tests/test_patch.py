@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import logging
-from collections.abc import Iterator
 from dataclasses import replace
 from datetime import UTC, datetime
 from pathlib import Path
@@ -17,7 +16,6 @@ from hypothesis import strategies as st
 
 from stratmancer_jobs.config import PatchSettings, load_settings
 from stratmancer_jobs.errors import FetchError
-from stratmancer_jobs.http import build_session
 from stratmancer_jobs.jobs import JobContext, find_job
 from stratmancer_jobs.jobs.patch import (
     PatchOutcome,
@@ -29,49 +27,13 @@ from stratmancer_jobs.jobs.patch import (
     summarize,
 )
 from stratmancer_jobs.patchver import latest_version
-
-try:  # tests/ may or may not be a package
-    from tests.ddragon_server import DDragonServer, Reply, closed_port_url, json_reply
-except ImportError:
-    from ddragon_server import (  # type: ignore[no-redef,import-not-found,unused-ignore]
-        DDragonServer,
-        Reply,
-        closed_port_url,
-        json_reply,
-    )
+from tests.ddragon_server import DDragonServer, Reply, Waits, closed_port_url, json_reply
 
 VERSIONS = "/api/versions.json"
 REALM = "/realms/na.json"
 NOW = datetime(2026, 11, 28, 3, 0, 5, tzinfo=UTC)
 LOG = logging.getLogger("test.patch")
 SECRET = "RGAPI-planted-0123456789-secret"
-
-
-class Waits:
-    """An injected sleep that records every requested wait instead of sleeping."""
-
-    def __init__(self) -> None:
-        self.waits: list[float] = []
-
-    def __call__(self, seconds: float) -> None:
-        self.waits.append(seconds)
-
-
-@pytest.fixture(autouse=True)
-def _no_proxy(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setenv("NO_PROXY", "127.0.0.1,localhost")
-
-
-@pytest.fixture
-def server() -> Iterator[DDragonServer]:
-    with DDragonServer() as srv:
-        yield srv
-
-
-@pytest.fixture
-def session() -> Iterator[requests.Session]:
-    with build_session() as s:
-        yield s
 
 
 @pytest.fixture

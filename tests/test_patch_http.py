@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Iterator
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from email.utils import format_datetime
@@ -19,47 +18,15 @@ from stratmancer_jobs.config import PatchSettings
 from stratmancer_jobs.errors import FetchError
 from stratmancer_jobs.http import (
     backoff_delay,
-    build_session,
     display_url,
     get_json,
     parse_json_body,
     parse_retry_after,
 )
-
-try:  # tests/ may or may not be a package
-    from tests.ddragon_server import DDragonServer, Reply, closed_port_url, json_reply
-except ImportError:
-    from ddragon_server import DDragonServer, Reply, closed_port_url, json_reply  # type: ignore[no-redef,import-not-found,unused-ignore]
+from tests.ddragon_server import DDragonServer, Reply, Waits, closed_port_url, json_reply
 
 PATH = "/api/versions.json"
 LOG = logging.getLogger("test.http")
-
-
-class Waits:
-    """An injected sleep that records every requested wait instead of sleeping."""
-
-    def __init__(self) -> None:
-        self.waits: list[float] = []
-
-    def __call__(self, seconds: float) -> None:
-        self.waits.append(seconds)
-
-
-@pytest.fixture(autouse=True)
-def _no_proxy(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setenv("NO_PROXY", "127.0.0.1,localhost")
-
-
-@pytest.fixture
-def server() -> Iterator[DDragonServer]:
-    with DDragonServer() as srv:
-        yield srv
-
-
-@pytest.fixture
-def session() -> Iterator[requests.Session]:
-    with build_session() as s:
-        yield s
 
 
 def fast(**overrides: object) -> PatchSettings:
