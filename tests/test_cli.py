@@ -215,3 +215,27 @@ def test_check_exit_codes_ok_and_warning(cli: Invoke, root: Path) -> None:
 def test_pretty_exceptions_never_show_locals() -> None:
     """The Typer app is configured so that no traceback can print local variables."""
     assert app.pretty_exceptions_show_locals is False
+
+
+def test_status_does_not_import_job_only_dependencies(root: Path) -> None:
+    """`status` stays light: requests (patch) and msgspec (history) are imported only by their jobs."""
+    import subprocess
+    import sys
+
+    from tests.conftest import REPO
+
+    code = (
+        "import sys\n"
+        "from stratmancer_jobs.cli import app\n"
+        f"try:\n    app(['--root', {str(root)!r}, 'status', '--json'])\n"
+        "except SystemExit:\n    pass\n"
+        "print(sorted(m for m in ('requests', 'msgspec', 'stratmancer_jobs.runner') if m in sys.modules))\n"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", code],
+        capture_output=True,
+        text=True,
+        env={"PYTHONPATH": str(REPO)},
+        check=False,
+    )
+    assert done.stdout.strip().splitlines()[-1] == "[]", done.stderr
