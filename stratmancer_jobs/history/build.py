@@ -1,0 +1,437 @@
+"""Refreshing the history index: plan from stats and the cache, read what changed, count, write.
+
+Each elo group is an independent unit (match_id deduplication never crosses groups): it is either
+unchanged, extended with the records appended to its files, or rebuilt from its files when the cache
+is missing / invalid, a file was rewritten rather than appended, or an appended record would have come
+first in canonical order. Whatever the path, the counts are those of a full rebuild, so the index
+bytes are identical.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import logging
+from collections import Counter
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+from stratmancer_jobs.atomicio import atomic_write_bytes, atomic_write_json
+from stratmancer_jobs.config import HistorySettings, Layout
+from stratmancer_jobs.errors import InputError
+from stratmancer_jobs.history import cache, sources
+from stratmancer_jobs.history.aggregate import DIGITS, Entry, build_entry, is_entry, render
+from stratmancer_jobs.history.cache import Checkpoint
+from stratmancer_jobs.history.counts import GroupState, Reorder
+from stratmancer_jobs.history.records import (
+    DUPLICATE,
+    INVALID_REASONS,
+    Decoded,
+    RecordsError,
+    decode_array,
+    decode_lines,
+)
+from stratmancer_jobs.history.sources import FileStat, SourceFile
+from stratmancer_jobs.history.tiers import GROUPS, TIER_GROUP, TIERS
+
+_log = logging.getLogger(__name__)
+_LIMIT_NAMES = ("min_champ_games", "min_pair_games", "min_counter_games")
+
+
+@dataclass(frozen=True)
+class HistoryOutcome:
+    """What a refresh did; ``errors`` names each bad input file (those tiers kept their last entry)."""
+
+    mode: str  # "unchanged", "incremental" or "full"
+    tiers: tuple[str, ...]
+    groups: tuple[str, ...]
+    matches: int  # sum of the tiers' n_matches
+    new_matches: int
+    pairs: int  # sum of the tiers' pair_wr sizes
+    duplicates: int
+    invalid: int
+    files_read: int
+    bytes_read: int
+    errors: tuple[str, ...] = ()
+
+
+class _Rebuild(Exception):
+    """A signal: this group cannot be extended, rebuild it from its files."""
+
+
+@dataclass
+class _GroupRun:
+    state: GroupState
+    checkpoints: dict[str, Checkpoint]
+    errors: dict[str, str] = field(default_factory=dict)
+    changed: bool = False
+    rebuilt: bool = False
+
+
+@dataclass
+class _Reader:
+    """Reads input files, counting files and bytes and advancing the progress bar."""
+
+    advance: Callable[[int], None] | None = None
+    files: int = 0
+    nbytes: int = 0
+
+    def read(self, source: SourceFile) -> tuple[bytes, FileStat]:
+        buf, stat = sources.read(source)
+        self.files += 1
+        self.nbytes += len(buf)
+        if self.advance is not None:
+            self.advance(len(buf))
+        return buf, stat
+
+
+def _array_end(buf: bytes) -> int:
+    """Offset just past the array's last element (or its ``[``): new elements go after it."""
+    stripped = buf.rstrip()
+    return len(stripped[:-1].rstrip())
+
+
+def _decode_file(
+    source: SourceFile, buf: bytes, stat: FileStat, previous: Checkpoint | None
+) -> tuple[Decoded, Checkpoint]:
+    """Decode the records after ``previous`` (all of them when None) and the new checkpoint.
+
+    RecordsError when the file is not valid JSON (the collector caught mid-write); _Rebuild when the
+    bytes after the checkpoint cannot simply be appended to what was counted.
+    """
+    start = previous.consumed if previous is not None else 0
+    if source.kind == "jsonl":
+        follows = buf[start : start + 1]
+        if previous is not None and previous.unterminated and follows not in (b"", b"\n", b"\r"):
+            raise _Rebuild(f"{source.name}: text appended to an unterminated line")
+        lines = decode_lines(buf, start)
+        checkpoint = Checkpoint(
+            stat.size,
+            stat.mtime_ns,
+            stat.fingerprint,
+            lines.end,
+            sources.prefix_crc(buf, lines.end),
+            unterminated=lines.unterminated,
+        )
+        return lines.decoded, checkpoint
+    if previous is None:
+        decoded = decode_array(buf)
+    else:
+        rest = buf[start:].lstrip()
+        if rest[:1] == b"]":
+            if rest[1:].strip():
+                raise RecordsError("not valid JSON (trailing characters after the array)")
+            decoded = Decoded()
+        elif previous.elements:
+            if rest[:1] != b",":
+                raise RecordsError("not valid JSON (expected ',' or ']' after the last element)")
+            decoded = decode_array(b"[" + rest[1:])
+        else:
+            decoded = decode_array(b"[" + rest)
+    end = _array_end(buf)
+    had = previous is not None and previous.elements
+    elements = had or bool(decoded.records) or any(decoded.skipped.values())
+    crc = sources.prefix_crc(buf, end)
+    return decoded, Checkpoint(stat.size, stat.mtime_ns, stat.fingerprint, end, crc, elements=elements)
+
+
+def _same(checkpoint: Checkpoint, stat: FileStat) -> bool:
+    return (checkpoint.size, checkpoint.mtime_ns, checkpoint.fingerprint) == (
+        stat.size,
+        stat.mtime_ns,
+        stat.fingerprint,
+    )
+
+
+def _extend(
+    state: GroupState, checkpoints: dict[str, Checkpoint], files: list[SourceFile], reader: _Reader
+) -> _GroupRun:
+    run = _GroupRun(state, dict(checkpoints))
+    for source in files:
+        previous = checkpoints[source.name]
+        if _same(previous, source.stat):
+            continue
+        run.changed = True
+        buf, stat = reader.read(source)
+        if stat.size < previous.consumed or sources.prefix_crc(buf, previous.consumed) != previous.crc:
+            raise _Rebuild(f"{source.name} was rewritten, not appended to")
+        try:
+            decoded, checkpoint = _decode_file(source, buf, stat, previous)
+        except RecordsError as exc:
+            run.errors[source.name] = f"{source.path}: {exc}"
+            continue
+        del buf
+        try:
+            state.add(source.tier, source.kind, decoded.records, decoded.skipped)
+        except Reorder as exc:
+            raise _Rebuild(f"{source.name}: match {exc} was counted from a later file") from None
+        run.checkpoints[source.name] = checkpoint
+    return run
+
+
+def _rebuild(group: str, files: list[SourceFile], reader: _Reader) -> _GroupRun:
+    run = _GroupRun(GroupState(group), {}, changed=True, rebuilt=True)
+    for source in files:
+        buf, stat = reader.read(source)
+        try:
+            decoded, checkpoint = _decode_file(source, buf, stat, None)
+        except RecordsError as exc:
+            run.errors[source.name] = f"{source.path}: {exc}"
+            continue
+        del buf
+        run.state.add(source.tier, source.kind, decoded.records, decoded.skipped)
+        run.checkpoints[source.name] = checkpoint
+    return run
+
+
+def _process_group(
+    group: str, files: list[SourceFile], cache_dir: Path, full: bool, reader: _Reader, log: logging.Logger
+) -> _GroupRun:
+    if not full:
+        loaded = cache.load_group(cache_dir, group)
+        if loaded is None:
+            log.info("history: no usable cache for group %s, rebuilding it", group)
+        elif set(loaded[1]) != {f.name for f in files}:
+            log.info("history: the files of group %s changed, rebuilding it", group)
+        else:
+            try:
+                return _extend(loaded[0], loaded[1], files, reader)
+            except _Rebuild as why:
+                log.info("history: rebuilding group %s: %s", group, why)
+    return _rebuild(group, files, reader)
+
+
+def _load_old_index(path: Path, log: logging.Logger) -> dict[str, Any]:
+    try:
+        data = json.loads(path.read_bytes())
+    except FileNotFoundError:
+        return {}
+    except (OSError, ValueError) as exc:
+        log.warning("history: cannot read the previous index %s (%s); no entries to keep", path, exc)
+        return {}
+    return data if isinstance(data, dict) else {}
+
+
+def _unchanged(manifest: cache.Manifest, files: list[SourceFile], thresholds: list[int], index: Path) -> bool:
+    current = {f.name: cache.FileEntry(f.stat.size, f.stat.mtime_ns, f.stat.fingerprint) for f in files}
+    if manifest.thresholds != thresholds or manifest.files != current:
+        return False
+    try:
+        st = index.stat()
+    except OSError:
+        return False
+    return (st.st_size, st.st_mtime_ns) == (manifest.index_size, manifest.index_mtime_ns)
+
+
+@contextlib.contextmanager
+def _progress_bar(enabled: bool, total: int) -> Iterator[Callable[[int], None] | None]:
+    """A progress bar over bytes read, on stderr, only when asked (the CLI asks only on a TTY)."""
+    if not enabled:
+        yield None
+        return
+    from rich.console import Console
+    from rich.progress import BarColumn, DownloadColumn, Progress, TextColumn, TimeRemainingColumn
+
+    columns = (TextColumn("history"), BarColumn(), DownloadColumn(), TimeRemainingColumn())
+    with Progress(*columns, console=Console(stderr=True), transient=True) as bar:
+        task = bar.add_task("read", total=total)
+        yield lambda n: bar.advance(task, n)
+
+
+def _unchanged_outcome(manifest: cache.Manifest) -> HistoryOutcome:
+    t = manifest.totals
+    return HistoryOutcome(
+        "unchanged", tuple(t.tiers), tuple(t.groups), t.matches, 0, t.pairs, t.duplicates, t.invalid, 0, 0
+    )
+
+
+def _entry(stat: FileStat) -> cache.FileEntry:
+    return cache.FileEntry(stat.size, stat.mtime_ns, stat.fingerprint)
+
+
+def _checkpoint_entry(runs: dict[str, _GroupRun], source: SourceFile) -> cache.FileEntry:
+    """The stat of what was counted for this file (taken when it was read, or at the scan)."""
+    checkpoint = runs[TIER_GROUP[source.tier]].checkpoints.get(source.name)
+    if checkpoint is None:
+        return _entry(source.stat)
+    return cache.FileEntry(checkpoint.size, checkpoint.mtime_ns, checkpoint.fingerprint)
+
+
+def _assemble(
+    runs: dict[str, _GroupRun],
+    files: list[SourceFile],
+    thresholds: HistorySettings,
+    index_path: Path,
+    log: logging.Logger,
+) -> tuple[dict[str, Entry], Counter[str]]:
+    """The new index, keeping the previous entry of every tier (and group) with a bad file."""
+    index: dict[str, Entry] = {}
+    skipped: Counter[str] = Counter()
+    old: dict[str, Any] | None = None
+    present = {f.tier for f in files}
+    for group, run in runs.items():
+        bad_tiers = {f.tier for f in files if f.name in run.errors}
+        if bad_tiers and old is None:
+            old = _load_old_index(index_path, log)
+        keys = run.state.keys
+        for tier in GROUPS[group]:
+            if tier not in present:
+                continue
+            tier_state = run.state.tiers[tier]
+            skipped.update(tier_state.skipped)
+            if tier in bad_tiers:
+                if old is not None and is_entry(old.get(tier)):
+                    index[tier] = old[tier]
+            elif tier_state.counts.n:
+                index[tier] = build_entry(tier_state.counts, keys, thresholds)
+        if bad_tiers:
+            if old is not None and is_entry(old.get(group)):
+                index[group] = old[group]
+        else:
+            counts = run.state.group_counts()
+            if counts.n:
+                index[group] = build_entry(counts, keys, thresholds)
+    return index, skipped
+
+
+def _write_if_changed(path: Path, data: bytes) -> None:
+    try:
+        if path.stat().st_size == len(data) and path.read_bytes() == data:
+            return
+    except OSError:
+        pass
+    atomic_write_bytes(path, data)
+
+
+def sidecar_path(layout: Layout) -> Path:
+    """Games counts, skip reasons and input fingerprints: beside the index, never inside it."""
+    return layout.history_index.with_name("history_index.meta.json")
+
+
+def _write_sidecar(
+    layout: Layout,
+    runs: dict[str, _GroupRun],
+    files: list[SourceFile],
+    index: dict[str, Entry],
+    skipped: Counter[str],
+    limits: list[int],
+    errors: list[str],
+    now: datetime | None,
+) -> None:
+    tiers: dict[str, Any] = {}
+    for source in files:
+        run = runs[TIER_GROUP[source.tier]]
+        info = tiers.setdefault(source.tier, {"files": {}, "skipped": {}})
+        info["skipped"] = dict(sorted(run.state.tiers[source.tier].skipped.items()))
+        stat = _checkpoint_entry(runs, source)
+        info["files"][source.name] = {
+            "size": stat.size,
+            "mtime_ns": stat.mtime_ns,
+            "fingerprint": stat.fingerprint,
+            "error": run.errors.get(source.name),
+        }
+    entries = {
+        key: {
+            "n_matches": entry["n_matches"],
+            "champions": len(entry["champ_wr"]),
+            "pairs": len(entry["pair_wr"]),
+            "counters": sum(len(row) for row in entry["counter_wr"].values()),
+        }
+        for key, entry in index.items()
+    }
+    sidecar = {
+        "generated_at": now.isoformat() if now is not None else None,
+        "thresholds": dict(zip(_LIMIT_NAMES, limits, strict=True)),
+        "rounding_digits": DIGITS,
+        "entries": entries,
+        "tiers": tiers,
+        "skipped": dict(sorted(skipped.items())),
+        "errors": errors,
+    }
+    atomic_write_json(sidecar_path(layout), sidecar)
+
+
+def refresh_history(
+    layout: Layout,
+    thresholds: HistorySettings,
+    *,
+    full: bool = False,
+    progress: bool = False,
+    log: logging.Logger | None = None,
+    now: datetime | None = None,
+) -> HistoryOutcome:
+    """Bring ``layout.history_index`` up to date with ``layout.processed_dir``.
+
+    InputError (index untouched) when there is no data at all. Bad tier files do not raise: their tiers
+    and groups keep their previous entries and ``HistoryOutcome.errors`` names the files.
+    """
+    log = log or _log
+    files, ignored = sources.scan(layout.processed_dir)
+    for name in ignored:
+        log.info("history: ignoring %s (not a matches_<TIER>.json or .jsonl file)", name)
+    cache_dir = layout.history_cache_dir
+    limits = [thresholds.min_champ_games, thresholds.min_pair_games, thresholds.min_counter_games]
+    manifest = cache.load_manifest(cache_dir)
+    if not full and manifest is not None and _unchanged(manifest, files, limits, layout.history_index):
+        return _unchanged_outcome(manifest)
+
+    known = manifest.files if manifest is not None and not full else {}
+    to_read = sum(f.stat.size for f in files if known.get(f.name) != _entry(f.stat))
+    runs: dict[str, _GroupRun] = {}
+    with _progress_bar(progress, to_read) as advance:
+        reader = _Reader(advance)
+        for group, members in GROUPS.items():
+            group_files = [f for f in files if f.tier in members]
+            if group_files:
+                runs[group] = _process_group(group, group_files, cache_dir, full, reader, log)
+
+    errors = [msg for run in runs.values() for msg in run.errors.values()]
+    index, skipped = _assemble(runs, files, thresholds, layout.history_index, log)
+    if not index:
+        if errors:
+            raise InputError("no usable data: " + "; ".join(errors))
+        raise InputError(
+            f"no data: no valid match records in {layout.processed_dir} "
+            f"({sum(skipped.values())} records skipped)"
+        )
+    data = render(index)
+    _write_if_changed(layout.history_index, data)
+
+    tiers = tuple(t for t in TIERS if t in index)
+    groups = tuple(g for g in GROUPS if g in index)
+    matches = sum(int(index[t]["n_matches"]) for t in tiers)
+    pairs = sum(len(index[t]["pair_wr"]) for t in tiers)
+    duplicates = skipped[DUPLICATE]
+    invalid = sum(skipped[r] for r in INVALID_REASONS)
+    previous = manifest.totals.matches if manifest is not None else 0
+    totals = cache.Totals(list(tiers), list(groups), matches, pairs, duplicates, invalid)
+    _write_sidecar(layout, runs, files, index, skipped, limits, errors, now)
+    for run in runs.values():
+        if run.changed and not run.errors:
+            cache.save_group(cache_dir, run.state, run.checkpoints)
+    if errors:
+        with contextlib.suppress(FileNotFoundError):
+            cache.manifest_path(cache_dir).unlink()  # a bad file must be looked at again next run
+    else:
+        st = layout.history_index.stat()
+        stats = {f.name: _checkpoint_entry(runs, f) for f in files}
+        cache.save_manifest(
+            cache_dir, cache.Manifest(cache.FORMAT, limits, stats, st.st_size, st.st_mtime_ns, totals)
+        )
+    mode = "full" if full or all(run.rebuilt for run in runs.values()) else "incremental"
+    return HistoryOutcome(
+        mode,
+        tiers,
+        groups,
+        matches,
+        max(0, matches - previous),
+        pairs,
+        duplicates,
+        invalid,
+        reader.files,
+        reader.nbytes,
+        tuple(errors),
+    )

@@ -1,0 +1,194 @@
+"""What the incremental path keeps between runs, stored crash-safely and validated on load.
+
+* ``manifest.json``: the inputs' stats and fingerprints, the index's stat and the thresholds of the
+  last successful run -- enough to see "nothing changed" without opening anything else.
+* ``group_<GROUP>.bin``: one elo group's counters, seen match ids and file checkpoints (msgpack), behind
+  a BLAKE2b digest of the payload.
+
+Each file is written with ``atomicio`` and is self-consistent on its own; a missing, stale, corrupt or
+unknown-format file is reported as None and the caller rebuilds from the inputs, never trusting it.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from array import array
+from collections import Counter
+from pathlib import Path
+from typing import Final
+
+import msgspec
+
+from stratmancer_jobs.atomicio import atomic_write_bytes
+from stratmancer_jobs.history.counts import Counts, GroupState, MatchId, TierCounts
+from stratmancer_jobs.history.records import ALL_REASONS
+from stratmancer_jobs.history.tiers import GROUPS, KINDS, TIERS
+
+FORMAT: Final = 1
+_DIGEST: Final = 32
+
+
+class Checkpoint(msgspec.Struct, frozen=True):
+    """How far a file has been counted: its stat then, and a CRC of the counted prefix."""
+
+    size: int
+    mtime_ns: int
+    fingerprint: str
+    consumed: int  # bytes [0, consumed) are counted; for a JSON array: up to its last element
+    crc: int  # zlib.crc32 of bytes [0, consumed)
+    elements: bool = False  # JSON array: it already has at least one element
+    unterminated: bool = False  # JSONL: the last counted line had no newline yet
+
+
+class FileEntry(msgspec.Struct, frozen=True):
+    size: int
+    mtime_ns: int
+    fingerprint: str
+
+
+class Totals(msgspec.Struct, frozen=True):
+    tiers: list[str]
+    groups: list[str]
+    matches: int
+    pairs: int
+    duplicates: int
+    invalid: int
+
+
+class Manifest(msgspec.Struct, frozen=True):
+    format: int
+    thresholds: list[int]
+    files: dict[str, FileEntry]
+    index_size: int
+    index_mtime_ns: int
+    totals: Totals
+
+
+class _TierBlob(msgspec.Struct, frozen=True):
+    counts: bytes
+    skipped: dict[str, int]
+    extra_ids: list[str | int]
+    extra_kinds: bytes
+
+
+class _GroupBlob(msgspec.Struct, frozen=True):
+    format: int
+    group: str
+    keys: list[int]
+    tiers: dict[str, _TierBlob]
+    excluded: bytes
+    seen_ids: list[str | int]
+    seen_ranks: bytes
+    files: dict[str, Checkpoint]
+
+
+def manifest_path(cache_dir: Path) -> Path:
+    return cache_dir / "manifest.json"
+
+
+def group_path(cache_dir: Path, group: str) -> Path:
+    return cache_dir / f"group_{group}.bin"
+
+
+def load_manifest(cache_dir: Path) -> Manifest | None:
+    try:
+        manifest = msgspec.json.decode(manifest_path(cache_dir).read_bytes(), type=Manifest)
+    except (OSError, msgspec.MsgspecError):
+        return None
+    return manifest if manifest.format == FORMAT else None
+
+
+def save_manifest(cache_dir: Path, manifest: Manifest) -> None:
+    atomic_write_bytes(manifest_path(cache_dir), msgspec.json.format(msgspec.json.encode(manifest)))
+
+
+def _bytes_array(values: list[int]) -> bytes:
+    return array("b", values).tobytes()
+
+
+def _array_bytes(blob: bytes) -> list[int]:
+    out = array("b")
+    out.frombytes(blob)
+    return out.tolist()
+
+
+def encode_group(state: GroupState, files: dict[str, Checkpoint]) -> bytes:
+    """Digest + msgpack payload of a group's state."""
+    for tier in state.tiers.values():
+        tier.counts.resize(len(state.keys))
+    state.excluded.resize(len(state.keys))
+    tiers = {
+        name: _TierBlob(
+            counts=tier.counts.to_blob(),
+            skipped=dict(sorted(tier.skipped.items())),
+            extra_ids=list(tier.extra_seen),
+            extra_kinds=_bytes_array(list(tier.extra_seen.values())),
+        )
+        for name, tier in state.tiers.items()
+    }
+    blob = _GroupBlob(
+        format=FORMAT,
+        group=state.group,
+        keys=state.keys,
+        tiers=tiers,
+        excluded=state.excluded.to_blob(),
+        seen_ids=list(state.seen),
+        seen_ranks=_bytes_array(list(state.seen.values())),
+        files=files,
+    )
+    payload = msgspec.msgpack.encode(blob)
+    return hashlib.blake2b(payload, digest_size=_DIGEST).digest() + payload
+
+
+def decode_group(data: bytes, group: str) -> tuple[GroupState, dict[str, Checkpoint]]:
+    """Inverse of ``encode_group``; ValueError on any inconsistency."""
+    digest, payload = data[:_DIGEST], data[_DIGEST:]
+    if hashlib.blake2b(payload, digest_size=_DIGEST).digest() != digest:
+        raise ValueError("digest mismatch")
+    try:
+        blob = msgspec.msgpack.decode(payload, type=_GroupBlob)
+    except msgspec.MsgspecError as exc:
+        raise ValueError(str(exc)) from None
+    if blob.format != FORMAT or blob.group != group or set(blob.tiers) != set(GROUPS[group]):
+        raise ValueError("stale format or wrong group")
+    size = len(blob.keys)
+    if len(set(blob.keys)) != size:
+        raise ValueError("repeated champion key")
+    tier_indices = {TIERS.index(t) for t in GROUPS[group]}
+    ranks = _array_bytes(blob.seen_ranks)
+    if len(ranks) != len(blob.seen_ids) or any(r // 2 not in tier_indices for r in set(ranks)):
+        raise ValueError("bad seen ids")
+    state = GroupState(group=group, keys=list(blob.keys), pos={k: i for i, k in enumerate(blob.keys)})
+    seen: dict[MatchId, int] = dict(zip(blob.seen_ids, ranks, strict=True))
+    if len(seen) != len(ranks):
+        raise ValueError("repeated seen id")
+    state.seen = seen
+    for name, tier_blob in blob.tiers.items():
+        kinds = _array_bytes(tier_blob.extra_kinds)
+        if len(kinds) != len(tier_blob.extra_ids) or not set(kinds) <= set(range(len(KINDS))):
+            raise ValueError("bad extra ids")
+        if not set(tier_blob.skipped) <= set(ALL_REASONS) or min(tier_blob.skipped.values(), default=0) < 0:
+            raise ValueError("bad skip counts")
+        state.tiers[name] = TierCounts(
+            counts=Counts.from_blob(tier_blob.counts, size),
+            skipped=Counter(tier_blob.skipped),
+            extra_seen=dict(zip(tier_blob.extra_ids, kinds, strict=True)),
+        )
+    state.excluded = Counts.from_blob(blob.excluded, size)
+    return state, dict(blob.files)
+
+
+def load_group(cache_dir: Path, group: str) -> tuple[GroupState, dict[str, Checkpoint]] | None:
+    """The group's saved state, or None when it is missing or fails validation."""
+    try:
+        data = group_path(cache_dir, group).read_bytes()
+    except OSError:
+        return None
+    try:
+        return decode_group(data, group)
+    except ValueError:
+        return None
+
+
+def save_group(cache_dir: Path, state: GroupState, files: dict[str, Checkpoint]) -> None:
+    atomic_write_bytes(group_path(cache_dir, state.group), encode_group(state, files))

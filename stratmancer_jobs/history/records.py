@@ -1,0 +1,185 @@
+"""Decoding and validating match records; pure (bytes in, records and skip counts out).
+
+The fast path decodes a whole JSON array with a schema-aware msgspec decoder that only builds the four
+fields the index needs and skips everything else (``champion_stats`` and friends are most of the bytes).
+Only when that typed decode rejects something does the slow path run, element by element, to find out
+which records are bad and why.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from dataclasses import dataclass, field
+from typing import Any, Final
+
+import msgspec
+
+# Skip reasons, as counted in the sidecar and the summary.
+NOT_OBJECT: Final = "not_object"
+BAD_PICKS: Final = "bad_picks"
+REPEATED_CHAMPION: Final = "repeated_champion"
+BAD_BLUE_WIN: Final = "bad_blue_win"
+BAD_JSON_LINE: Final = "bad_json_line"
+DUPLICATE: Final = "duplicate_match_id"
+INVALID_REASONS: Final = (NOT_OBJECT, BAD_PICKS, REPEATED_CHAMPION, BAD_BLUE_WIN, BAD_JSON_LINE)
+ALL_REASONS: Final = (*INVALID_REASONS, DUPLICATE)
+
+Team = tuple[int, int, int, int, int]
+
+
+class Match(msgspec.Struct, gc=False):
+    """The part of a collected match the index needs; unknown fields are skipped, not built."""
+
+    blue_picks: Team
+    red_picks: Team
+    blue_win: bool
+    match_id: str | int | None = None
+
+
+class _Loose(msgspec.Struct, gc=False):
+    """Any JSON object, for finding out why a record failed the typed decode."""
+
+    blue_picks: Any = msgspec.UNSET
+    red_picks: Any = msgspec.UNSET
+    blue_win: Any = msgspec.UNSET
+    match_id: Any = None
+
+
+class RecordsError(ValueError):
+    """The bytes are not what the file kind promises (not JSON, not an array); the caller names the file."""
+
+
+@dataclass
+class Decoded:
+    """Records that passed validation, in file order, and how many were skipped per reason."""
+
+    records: list[Match] = field(default_factory=list)
+    skipped: Counter[str] = field(default_factory=Counter)
+
+
+_ARRAY: Final = msgspec.json.Decoder(list[Match])
+_RAW_ARRAY: Final = msgspec.json.Decoder(list[msgspec.Raw])
+_ONE: Final = msgspec.json.Decoder(Match)
+_LOOSE: Final = msgspec.json.Decoder(_Loose)
+_ANY: Final = msgspec.json.Decoder()
+
+
+def _is_team(value: Any) -> bool:
+    return (
+        isinstance(value, list)
+        and len(value) == 5
+        and all(isinstance(x, int) and not isinstance(x, bool) for x in value)
+    )
+
+
+def _distinct(match: Match) -> bool:
+    return len({*match.blue_picks, *match.red_picks}) == 10
+
+
+def classify(raw: bytes | msgspec.Raw) -> Match | str:
+    """Decode one record: the Match when it counts, else the skip reason (first failing rule)."""
+    try:
+        match = _ONE.decode(raw)
+    except msgspec.ValidationError:
+        pass
+    else:
+        return match if _distinct(match) else REPEATED_CHAMPION
+    try:
+        loose = _LOOSE.decode(raw)
+    except msgspec.ValidationError:
+        return NOT_OBJECT
+    if not (_is_team(loose.blue_picks) and _is_team(loose.red_picks)):
+        return BAD_PICKS
+    if len({*loose.blue_picks, *loose.red_picks}) != 10:
+        return REPEATED_CHAMPION
+    if not isinstance(loose.blue_win, bool):
+        return BAD_BLUE_WIN
+    mid = loose.match_id
+    if not isinstance(mid, str | int) or isinstance(mid, bool):
+        mid = None  # an id of another type cannot be deduplicated; the record still counts
+    return Match(tuple(loose.blue_picks), tuple(loose.red_picks), loose.blue_win, mid)
+
+
+def decode_array(buf: bytes) -> Decoded:
+    """Decode a whole JSON array of records; RecordsError when it is not valid JSON or not an array."""
+    try:
+        matches = _ARRAY.decode(buf)
+    except msgspec.ValidationError:
+        return _decode_array_slow(buf)
+    except msgspec.DecodeError as exc:
+        raise RecordsError(f"not valid JSON ({exc})") from None
+    out = Decoded()
+    valid = [m for m in matches if len({*m.blue_picks, *m.red_picks}) == 10]
+    if len(valid) != len(matches):
+        out.skipped[REPEATED_CHAMPION] += len(matches) - len(valid)
+    out.records = valid
+    return out
+
+
+def _decode_array_slow(buf: bytes) -> Decoded:
+    try:
+        raws = _RAW_ARRAY.decode(buf)
+    except msgspec.ValidationError:
+        raise RecordsError("the top level is not a JSON array") from None
+    except msgspec.DecodeError as exc:  # pragma: no cover - the fast path already caught malformed JSON
+        raise RecordsError(f"not valid JSON ({exc})") from None
+    out = Decoded()
+    for raw in raws:
+        result = classify(raw)
+        if isinstance(result, str):
+            out.skipped[result] += 1
+        else:
+            out.records.append(result)
+    return out
+
+
+@dataclass
+class LinesResult:
+    """Decoded JSONL records from ``start`` up to ``end`` (the offset to resume from next time)."""
+
+    decoded: Decoded
+    end: int
+    unterminated: bool  # the last consumed line had no newline: the next append must start with one
+
+
+def decode_lines(buf: bytes, start: int) -> LinesResult:
+    """Decode JSONL from ``start``: a bad complete line is skipped, an unfinished last line left for later."""
+    cut = buf.rfind(b"\n", start) + 1
+    end = max(cut, start)
+    out = Decoded()
+    lines = [line for line in buf[start:end].split(b"\n") if line.strip()]
+    try:
+        matches = [_ONE.decode(line) for line in lines]
+    except msgspec.MsgspecError:
+        for line in lines:
+            try:
+                result = classify(line)
+            except msgspec.DecodeError:
+                result = BAD_JSON_LINE
+            if isinstance(result, str):
+                out.skipped[result] += 1
+            else:
+                out.records.append(result)
+    else:
+        valid = [m for m in matches if _distinct(m)]
+        out.skipped[REPEATED_CHAMPION] += len(matches) - len(valid)
+        out.records = valid
+    unterminated = False
+    rest = buf[end:]
+    if rest.strip():
+        try:
+            _ANY.decode(rest)
+        except msgspec.DecodeError:
+            # The collector is still writing this line: leave it for the next run.
+            return LinesResult(out, end, False)
+        result = classify(rest)
+        if isinstance(result, str):
+            out.skipped[result] += 1
+        else:
+            out.records.append(result)
+        end = len(buf)
+        unterminated = True
+    elif rest:
+        end = len(buf)
+    out.skipped = +out.skipped
+    return LinesResult(out, end, unterminated)
