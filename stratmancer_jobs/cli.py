@@ -180,7 +180,7 @@ def status(
     ] = False,
 ) -> None:
     """Show every job: schedule, next run, last run, result, health, duration, counts, last error."""
-    from stratmancer_jobs.runner import utc_now
+    from stratmancer_jobs.schedule import utc_now
     from stratmancer_jobs.status import build_report
 
     settings = _settings(ctx)

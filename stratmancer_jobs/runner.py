@@ -14,7 +14,7 @@ import signal
 import time
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import datetime
 from types import FrameType
 from typing import Any, Literal
 
@@ -31,7 +31,7 @@ from stratmancer_jobs.errors import (
 )
 from stratmancer_jobs.jobs import JobContext, JobResult, JobSpec, load_job
 from stratmancer_jobs.logs import redact
-from stratmancer_jobs.schedule import is_due, next_run
+from stratmancer_jobs.schedule import is_due, next_run, utc_now
 from stratmancer_jobs.state import (
     FILE_MODE,
     StateStore,
@@ -44,10 +44,6 @@ from stratmancer_jobs.state import (
 
 Clock = Callable[[], datetime]
 Status = Literal["success", "error", "skipped", "not_due"]
-
-
-def utc_now() -> datetime:
-    return datetime.now(UTC)
 
 
 @dataclass(frozen=True)
