@@ -10,14 +10,16 @@ bytes are identical.
 from __future__ import annotations
 
 import contextlib
-import json
 import logging
+import zlib
 from collections import Counter
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
 from typing import Any
+
+import msgspec
 
 from stratmancer_jobs.atomicio import atomic_write_bytes, atomic_write_json
 from stratmancer_jobs.config import HistorySettings, Layout
@@ -34,7 +36,7 @@ from stratmancer_jobs.history.records import (
     decode_array,
     decode_lines,
 )
-from stratmancer_jobs.history.sources import FileStat, SourceFile
+from stratmancer_jobs.history.sources import Buf, FileStat, SourceFile
 from stratmancer_jobs.history.tiers import GROUPS, TIER_GROUP, TIERS
 
 _log = logging.getLogger(__name__)
@@ -73,29 +75,36 @@ class _GroupRun:
 
 @dataclass
 class _Reader:
-    """Reads input files, counting files and bytes and advancing the progress bar."""
+    """Opens input files, counting files and bytes and advancing the progress bar."""
 
     advance: Callable[[int], None] | None = None
     files: int = 0
     nbytes: int = 0
 
-    def read(self, source: SourceFile) -> tuple[bytes, FileStat]:
-        buf, stat = sources.read(source)
-        self.files += 1
-        self.nbytes += len(buf)
+    @contextlib.contextmanager
+    def open(self, source: SourceFile) -> Iterator[tuple[Buf, FileStat]]:
+        with sources.mapped(source) as (buf, stat):
+            self.files += 1
+            self.nbytes += stat.size
+            yield buf, stat
         if self.advance is not None:
-            self.advance(len(buf))
-        return buf, stat
+            self.advance(stat.size)
 
 
-def _array_end(buf: bytes) -> int:
+def _rstrip_at(buf: Buf, end: int) -> int:
+    """``len(buf[:end].rstrip())`` without copying the buffer."""
+    while end > 0 and buf[end - 1] in b" \t\r\n":
+        end -= 1
+    return end
+
+
+def _array_end(buf: Buf) -> int:
     """Offset just past the array's last element (or its ``[``): new elements go after it."""
-    stripped = buf.rstrip()
-    return len(stripped[:-1].rstrip())
+    return _rstrip_at(buf, _rstrip_at(buf, len(buf)) - 1)
 
 
 def _decode_file(
-    source: SourceFile, buf: bytes, stat: FileStat, previous: Checkpoint | None
+    source: SourceFile, buf: Buf, stat: FileStat, previous: Checkpoint | None
 ) -> tuple[Decoded, Checkpoint]:
     """Decode the records after ``previous`` (all of them when None) and the new checkpoint.
 
@@ -113,7 +122,7 @@ def _decode_file(
             stat.mtime_ns,
             stat.fingerprint,
             lines.end,
-            sources.prefix_crc(buf, lines.end),
+            sources.crc_range(buf, start, lines.end, previous.crc if previous is not None else 0),
             unterminated=lines.unterminated,
         )
         return lines.decoded, checkpoint
@@ -134,7 +143,7 @@ def _decode_file(
     end = _array_end(buf)
     had = previous is not None and previous.elements
     elements = had or bool(decoded.records) or any(decoded.skipped.values())
-    crc = sources.prefix_crc(buf, end)
+    crc = sources.crc_range(buf, start, end, previous.crc if previous is not None else 0)
     return decoded, Checkpoint(stat.size, stat.mtime_ns, stat.fingerprint, end, crc, elements=elements)
 
 
@@ -155,15 +164,14 @@ def _extend(
         if _same(previous, source.stat):
             continue
         run.changed = True
-        buf, stat = reader.read(source)
-        if stat.size < previous.consumed or sources.prefix_crc(buf, previous.consumed) != previous.crc:
-            raise _Rebuild(f"{source.name} was rewritten, not appended to")
-        try:
-            decoded, checkpoint = _decode_file(source, buf, stat, previous)
-        except RecordsError as exc:
-            run.errors[source.name] = f"{source.path}: {exc}"
-            continue
-        del buf
+        with reader.open(source) as (buf, stat):
+            if stat.size < previous.consumed or sources.crc_range(buf, 0, previous.consumed) != previous.crc:
+                raise _Rebuild(f"{source.name} was rewritten, not appended to")
+            try:
+                decoded, checkpoint = _decode_file(source, buf, stat, previous)
+            except RecordsError as exc:
+                run.errors[source.name] = f"{source.path}: {exc}"
+                continue
         try:
             state.add(source.tier, source.kind, decoded.records, decoded.skipped)
         except Reorder as exc:
@@ -175,13 +183,12 @@ def _extend(
 def _rebuild(group: str, files: list[SourceFile], reader: _Reader) -> _GroupRun:
     run = _GroupRun(GroupState(group), {}, changed=True, rebuilt=True)
     for source in files:
-        buf, stat = reader.read(source)
-        try:
-            decoded, checkpoint = _decode_file(source, buf, stat, None)
-        except RecordsError as exc:
-            run.errors[source.name] = f"{source.path}: {exc}"
-            continue
-        del buf
+        with reader.open(source) as (buf, stat):
+            try:
+                decoded, checkpoint = _decode_file(source, buf, stat, None)
+            except RecordsError as exc:
+                run.errors[source.name] = f"{source.path}: {exc}"
+                continue
         run.state.add(source.tier, source.kind, decoded.records, decoded.skipped)
         run.checkpoints[source.name] = checkpoint
     return run
@@ -202,17 +209,6 @@ def _process_group(
             except _Rebuild as why:
                 log.info("history: rebuilding group %s: %s", group, why)
     return _rebuild(group, files, reader)
-
-
-def _load_old_index(path: Path, log: logging.Logger) -> dict[str, Any]:
-    try:
-        data = json.loads(path.read_bytes())
-    except FileNotFoundError:
-        return {}
-    except (OSError, ValueError) as exc:
-        log.warning("history: cannot read the previous index %s (%s); no entries to keep", path, exc)
-        return {}
-    return data if isinstance(data, dict) else {}
 
 
 def _unchanged(manifest: cache.Manifest, files: list[SourceFile], thresholds: list[int], index: Path) -> bool:
@@ -260,40 +256,60 @@ def _checkpoint_entry(runs: dict[str, _GroupRun], source: SourceFile) -> cache.F
     return cache.FileEntry(checkpoint.size, checkpoint.mtime_ns, checkpoint.fingerprint)
 
 
+class _Previous:
+    """The index as the last run left it (for tiers whose file is bad), loaded only when needed."""
+
+    def __init__(self, path: Path, log: logging.Logger):
+        self.path, self.log = path, log
+        self._data: dict[str, Any] | None = None
+
+    def entry(self, key: str) -> Entry | None:
+        if self._data is None:
+            try:
+                data = msgspec.json.decode(self.path.read_bytes())
+            except FileNotFoundError:
+                data = {}
+            except (OSError, msgspec.DecodeError) as exc:
+                self.log.warning("history: cannot load the previous index %s (%s)", self.path, exc)
+                data = {}
+            self._data = data if isinstance(data, dict) else {}
+        value = self._data.get(key)
+        return value if is_entry(value) else None
+
+
 def _assemble(
     runs: dict[str, _GroupRun],
     files: list[SourceFile],
     thresholds: HistorySettings,
-    index_path: Path,
-    log: logging.Logger,
+    previous: _Previous,
 ) -> tuple[dict[str, Entry], Counter[str]]:
     """The new index, keeping the previous entry of every tier (and group) with a bad file."""
     index: dict[str, Entry] = {}
     skipped: Counter[str] = Counter()
-    old: dict[str, Any] | None = None
     present = {f.tier for f in files}
+
     for group, run in runs.items():
         bad_tiers = {f.tier for f in files if f.name in run.errors}
-        if bad_tiers and old is None:
-            old = _load_old_index(index_path, log)
-        keys = run.state.keys
+        state = run.state
         for tier in GROUPS[group]:
             if tier not in present:
                 continue
-            tier_state = run.state.tiers[tier]
+            tier_state = state.tiers[tier]
             skipped.update(tier_state.skipped)
             if tier in bad_tiers:
-                if old is not None and is_entry(old.get(tier)):
-                    index[tier] = old[tier]
+                kept = previous.entry(tier)
+                if kept is not None:
+                    index[tier] = kept
             elif tier_state.counts.n:
-                index[tier] = build_entry(tier_state.counts, keys, thresholds)
+                index[tier] = build_entry(tier_state.counts, state.keys, thresholds)
         if bad_tiers:
-            if old is not None and is_entry(old.get(group)):
-                index[group] = old[group]
+            kept = previous.entry(group)
+            if kept is not None:
+                index[group] = kept
         else:
-            counts = run.state.group_counts()
+            counts = state.group_counts()
             if counts.n:
-                index[group] = build_entry(counts, keys, thresholds)
+                index[group] = build_entry(counts, state.keys, thresholds)
     return index, skipped
 
 
@@ -389,7 +405,8 @@ def refresh_history(
                 runs[group] = _process_group(group, group_files, cache_dir, full, reader, log)
 
     errors = [msg for run in runs.values() for msg in run.errors.values()]
-    index, skipped = _assemble(runs, files, thresholds, layout.history_index, log)
+    previous = _Previous(layout.history_index, log)
+    index, skipped = _assemble(runs, files, thresholds, previous)
     if not index:
         if errors:
             raise InputError("no usable data: " + "; ".join(errors))
@@ -406,7 +423,7 @@ def refresh_history(
     pairs = sum(len(index[t]["pair_wr"]) for t in tiers)
     duplicates = skipped[DUPLICATE]
     invalid = sum(skipped[r] for r in INVALID_REASONS)
-    previous = manifest.totals.matches if manifest is not None else 0
+    previous_total = manifest.totals.matches if manifest is not None else 0
     totals = cache.Totals(list(tiers), list(groups), matches, pairs, duplicates, invalid)
     _write_sidecar(layout, runs, files, index, skipped, limits, errors, now)
     for run in runs.values():
@@ -418,16 +435,17 @@ def refresh_history(
     else:
         st = layout.history_index.stat()
         stats = {f.name: _checkpoint_entry(runs, f) for f in files}
-        cache.save_manifest(
-            cache_dir, cache.Manifest(cache.FORMAT, limits, stats, st.st_size, st.st_mtime_ns, totals)
+        manifest = cache.Manifest(
+            cache.FORMAT, limits, stats, st.st_size, st.st_mtime_ns, zlib.crc32(data), totals
         )
+        cache.save_manifest(cache_dir, manifest)
     mode = "full" if full or all(run.rebuilt for run in runs.values()) else "incremental"
     return HistoryOutcome(
         mode,
         tiers,
         groups,
         matches,
-        max(0, matches - previous),
+        max(0, matches - previous_total),
         pairs,
         duplicates,
         invalid,

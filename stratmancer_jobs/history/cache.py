@@ -61,11 +61,31 @@ class Manifest(msgspec.Struct, frozen=True):
     files: dict[str, FileEntry]
     index_size: int
     index_mtime_ns: int
+    index_crc: int
     totals: Totals
 
 
+class _CountsBlob(msgspec.Struct, array_like=True):
+    n: int
+    cw: list[int]
+    cl: list[int]
+    pw: list[list[int]]
+    pl: list[list[int]]
+    vs: list[list[int]]
+
+
+def _to_blob(counts: Counts) -> _CountsBlob:
+    return _CountsBlob(counts.n, counts.cw, counts.cl, counts.pw, counts.pl, counts.vs)
+
+
+def _from_blob(blob: _CountsBlob, size: int) -> Counts:
+    counts = Counts(blob.n, blob.cw, blob.cl, blob.pw, blob.pl, blob.vs)
+    counts.check(size)
+    return counts
+
+
 class _TierBlob(msgspec.Struct, frozen=True):
-    counts: bytes
+    counts: _CountsBlob
     skipped: dict[str, int]
     extra_ids: list[str | int]
     extra_kinds: bytes
@@ -76,7 +96,7 @@ class _GroupBlob(msgspec.Struct, frozen=True):
     group: str
     keys: list[int]
     tiers: dict[str, _TierBlob]
-    excluded: bytes
+    excluded: _CountsBlob
     seen_ids: list[str | int]
     seen_ranks: bytes
     files: dict[str, Checkpoint]
@@ -119,7 +139,7 @@ def encode_group(state: GroupState, files: dict[str, Checkpoint]) -> bytes:
     state.excluded.resize(len(state.keys))
     tiers = {
         name: _TierBlob(
-            counts=tier.counts.to_blob(),
+            counts=_to_blob(tier.counts),
             skipped=dict(sorted(tier.skipped.items())),
             extra_ids=list(tier.extra_seen),
             extra_kinds=_bytes_array(list(tier.extra_seen.values())),
@@ -131,7 +151,7 @@ def encode_group(state: GroupState, files: dict[str, Checkpoint]) -> bytes:
         group=state.group,
         keys=state.keys,
         tiers=tiers,
-        excluded=state.excluded.to_blob(),
+        excluded=_to_blob(state.excluded),
         seen_ids=list(state.seen),
         seen_ranks=_bytes_array(list(state.seen.values())),
         files=files,
@@ -170,11 +190,11 @@ def decode_group(data: bytes, group: str) -> tuple[GroupState, dict[str, Checkpo
         if not set(tier_blob.skipped) <= set(ALL_REASONS) or min(tier_blob.skipped.values(), default=0) < 0:
             raise ValueError("bad skip counts")
         state.tiers[name] = TierCounts(
-            counts=Counts.from_blob(tier_blob.counts, size),
+            counts=_from_blob(tier_blob.counts, size),
             skipped=Counter(tier_blob.skipped),
             extra_seen=dict(zip(tier_blob.extra_ids, kinds, strict=True)),
         )
-    state.excluded = Counts.from_blob(blob.excluded, size)
+    state.excluded = _from_blob(blob.excluded, size)
     return state, dict(blob.files)
 
 

@@ -12,7 +12,7 @@ the two cells are added when the index is built, so no per-record sorting is nee
 
 from __future__ import annotations
 
-from array import array
+import operator
 from collections import Counter
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
@@ -103,36 +103,15 @@ class Counts:
                 r[l4] += 1
         self.n += len(winners)
 
-    def to_blob(self) -> bytes:
-        """Little-endian int64s: n, cw, cl, then the three matrices row by row."""
-        size = len(self.cw)
-        flat = array("q", [self.n, size])
-        flat.extend(self.cw)
-        flat.extend(self.cl)
+    def check(self, size: int) -> None:
+        """ValueError unless every counter is a non-negative count for ``size`` champions."""
+        if self.n < 0 or len(self.cw) != size or len(self.cl) != size:
+            raise ValueError("a champion counter has the wrong size")
         for matrix in (self.pw, self.pl, self.vs):
-            flat.extend(chain.from_iterable(matrix))
-        if flat.itemsize != 8:  # pragma: no cover - every supported platform has 8-byte long long
-            raise OSError("unsupported platform: array('q') is not 64-bit")
-        return flat.tobytes()
-
-    @classmethod
-    def from_blob(cls, blob: bytes, size: int) -> Counts:
-        """Inverse of ``to_blob``; ValueError when the blob does not hold ``size`` champions."""
-        flat = array("q")
-        flat.frombytes(blob)
-        values = flat.tolist()
-        if len(values) != 2 + 2 * size + 3 * size * size or values[1] != size or values[0] < 0:
-            raise ValueError("counts blob has the wrong shape")
-        if min(values, default=0) < 0:
-            raise ValueError("counts blob holds negative counts")
-        counts = cls(n=values[0], cw=values[2 : 2 + size], cl=values[2 + size : 2 + 2 * size])
-        start = 2 + 2 * size
-        matrices: list[list[list[int]]] = []
-        for _ in range(3):
-            matrices.append([values[start + i * size : start + (i + 1) * size] for i in range(size)])
-            start += size * size
-        counts.pw, counts.pl, counts.vs = matrices
-        return counts
+            if len(matrix) != size or any(len(row) != size for row in matrix):
+                raise ValueError("a matrix has the wrong size")
+        if min(self.cw + self.cl, default=0) < 0:
+            raise ValueError("negative count")
 
 
 def sum_counts(parts: Iterable[Counts], minus: Counts, size: int) -> Counts:
@@ -148,19 +127,15 @@ def sum_counts(parts: Iterable[Counts], minus: Counts, size: int) -> Counts:
 
 
 def _add(total: Counts, part: Counts, sign: int) -> None:
-    total.n += sign * part.n
-    if sign > 0:
-        total.cw = [a + b for a, b in zip(total.cw, part.cw, strict=True)]
-        total.cl = [a + b for a, b in zip(total.cl, part.cl, strict=True)]
-        for name in ("pw", "pl", "vs"):
-            rows = zip(getattr(total, name), getattr(part, name), strict=True)
-            setattr(total, name, [[a + b for a, b in zip(x, y, strict=True)] for x, y in rows])
-    elif part.n:
-        total.cw = [a - b for a, b in zip(total.cw, part.cw, strict=True)]
-        total.cl = [a - b for a, b in zip(total.cl, part.cl, strict=True)]
-        for name in ("pw", "pl", "vs"):
-            rows = zip(getattr(total, name), getattr(part, name), strict=True)
-            setattr(total, name, [[a - b for a, b in zip(x, y, strict=True)] for x, y in rows])
+    if not part.n and sign < 0:
+        return
+    op = operator.add if sign > 0 else operator.sub
+    total.n = op(total.n, part.n)
+    total.cw = list(map(op, total.cw, part.cw))
+    total.cl = list(map(op, total.cl, part.cl))
+    total.pw = [list(map(op, x, y)) for x, y in zip(total.pw, part.pw, strict=True)]
+    total.pl = [list(map(op, x, y)) for x, y in zip(total.pl, part.pl, strict=True)]
+    total.vs = [list(map(op, x, y)) for x, y in zip(total.vs, part.vs, strict=True)]
 
 
 @dataclass

@@ -14,6 +14,8 @@ from typing import Any, Final
 
 import msgspec
 
+from stratmancer_jobs.history.sources import Buf
+
 # Skip reasons, as counted in the sidecar and the summary.
 NOT_OBJECT: Final = "not_object"
 BAD_PICKS: Final = "bad_picks"
@@ -100,7 +102,7 @@ def classify(raw: bytes | msgspec.Raw) -> Match | str:
     return Match(tuple(loose.blue_picks), tuple(loose.red_picks), loose.blue_win, mid)
 
 
-def decode_array(buf: bytes) -> Decoded:
+def decode_array(buf: Buf) -> Decoded:
     """Decode a whole JSON array of records; RecordsError when it is not valid JSON or not an array."""
     try:
         matches = _ARRAY.decode(buf)
@@ -116,7 +118,7 @@ def decode_array(buf: bytes) -> Decoded:
     return out
 
 
-def _decode_array_slow(buf: bytes) -> Decoded:
+def _decode_array_slow(buf: Buf) -> Decoded:
     try:
         raws = _RAW_ARRAY.decode(buf)
     except msgspec.ValidationError:
@@ -142,7 +144,7 @@ class LinesResult:
     unterminated: bool  # the last consumed line had no newline: the next append must start with one
 
 
-def decode_lines(buf: bytes, start: int) -> LinesResult:
+def decode_lines(buf: Buf, start: int) -> LinesResult:
     """Decode JSONL from ``start``: a bad complete line is skipped, an unfinished last line left for later."""
     cut = buf.rfind(b"\n", start) + 1
     end = max(cut, start)

@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
+import mmap
 import os
 import zlib
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Final
@@ -46,13 +49,17 @@ def fingerprint_bytes(head: bytes, tail: bytes, size: int) -> str:
     return digest.hexdigest()
 
 
-def fingerprint_of(buf: bytes) -> str:
+Buf = bytes | mmap.mmap  # file contents: mapped, not copied (reading 450 MB into bytes costs 10x more)
+
+
+def fingerprint_of(buf: Buf) -> str:
     return fingerprint_bytes(buf[:EDGE], buf[-EDGE:] if len(buf) > EDGE else b"", len(buf))
 
 
-def prefix_crc(buf: bytes, length: int) -> int:
-    """CRC-32 of ``buf[:length]``: checks that the part already counted is unchanged (~7 GB/s)."""
-    return zlib.crc32(memoryview(buf)[:length])
+def crc_range(buf: Buf, start: int, end: int, crc: int = 0) -> int:
+    """CRC-32 of ``buf[start:end]`` continuing ``crc``: proves the counted prefix unchanged (~7 GB/s)."""
+    with memoryview(buf) as view, view[start:end] as part:
+        return zlib.crc32(part, crc)
 
 
 def _stat(path: Path) -> FileStat:
@@ -101,12 +108,21 @@ def scan(directory: Path) -> tuple[list[SourceFile], list[str]]:
     return files, ignored
 
 
-def read(source: SourceFile) -> tuple[bytes, FileStat]:
-    """The file's bytes and the stat that goes with them (taken on the open file, before reading)."""
+@contextlib.contextmanager
+def mapped(source: SourceFile) -> Iterator[tuple[Buf, FileStat]]:
+    """The file's bytes (memory-mapped) and the stat that goes with them (taken on the open file)."""
     try:
         with source.path.open("rb") as handle:
             st = os.fstat(handle.fileno())
-            buf = handle.read()
-    except OSError as exc:
-        raise InputError(f"cannot read {source.path}: {exc.strerror}") from None
-    return buf, FileStat(len(buf), st.st_mtime_ns, fingerprint_of(buf))
+            if st.st_size == 0:
+                buf: Buf = b""
+            else:
+                buf = mmap.mmap(handle.fileno(), 0, access=mmap.ACCESS_READ)
+    except (OSError, ValueError) as exc:
+        raise InputError(f"cannot read {source.path}: {exc}") from None
+    try:
+        yield buf, FileStat(len(buf), st.st_mtime_ns, fingerprint_of(buf))
+    finally:
+        if isinstance(buf, mmap.mmap):
+            with contextlib.suppress(BufferError):  # a view still alive: the GC unmaps it later
+                buf.close()

@@ -1,0 +1,381 @@
+#!/usr/bin/env python3
+"""Benchmark refresh-history on a generated, realistic corpus (not a timed test).
+
+Generates N matches (default 200,000, about 450 MB) across the 10 tier files as StratMancer's collector
+writes them (one JSON array per tier, ``indent=2``, ``champion_stats`` and friends included), then
+measures, each run in a fresh subprocess so that its peak RSS (``ru_maxrss``) is its own:
+
+1. full rebuild (``--full``);
+2. refresh with nothing changed;
+3. refresh after appending 1% new matches, each tier file rewritten whole the way the collector does;
+4. the reference: ``json.load`` each file, count with dicts, write with ``dump_json`` (the seed's way);
+5. the floor: reading the files' bytes.
+
+It also checks that the reference, the full rebuild and the incremental refresh give the same index.
+Usage: ``python scripts/bench_history.py [--matches N] [--repeat R] [--keep DIR]``;
+``--write-sample DIR`` writes the small sample shipped in ``data/processed/`` instead.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import random
+import resource
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from collections import defaultdict
+from itertools import combinations
+from pathlib import Path
+from typing import Any
+
+REPO = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(REPO))
+
+TIERS = (
+    "IRON", "BRONZE", "SILVER", "GOLD", "PLATINUM",
+    "EMERALD", "DIAMOND", "MASTER", "GRANDMASTER", "CHALLENGER",
+)  # fmt: skip
+TIER_WEIGHTS = (6, 10, 14, 16, 14, 12, 8, 4, 2, 1)  # ladder-like: most games in the middle
+POSITIONS = ("TOP", "JUNGLE", "MIDDLE", "BOTTOM", "UTILITY")
+# Real Riot champion keys are sparse integers (1..950 with gaps); 170 of them.
+CHAMPION_KEYS = sorted(random.Random(20251101).sample(range(1, 951), 170))
+
+
+class Corpus:
+    """Deterministic generator of collector-style match records with skewed champion pick rates."""
+
+    def __init__(self, seed: int) -> None:
+        self.rng = random.Random(seed)
+        weights = [1.0 / (rank + 1) ** 0.9 for rank in range(len(CHAMPION_KEYS))]
+        self.rng.shuffle(weights)
+        total = 0.0
+        self.cum: list[float] = []
+        for w in weights:
+            total += w
+            self.cum.append(total)
+        self.next_id = 5_100_000_000
+
+    def picks(self) -> list[int]:
+        chosen: list[int] = []
+        while len(chosen) < 10:
+            for champ in self.rng.choices(CHAMPION_KEYS, cum_weights=self.cum, k=14):
+                if champ not in chosen:
+                    chosen.append(champ)
+                    if len(chosen) == 10:
+                        break
+        return chosen
+
+    def match(self, tier: str) -> dict[str, Any]:
+        rng = self.rng
+        picks = self.picks()
+        self.next_id += rng.randint(1, 40)
+        stats = [
+            {
+                "champion_id": champ,
+                "position": POSITIONS[slot % 5],
+                "kills": rng.randint(0, 15),
+                "deaths": rng.randint(0, 12),
+                "assists": rng.randint(0, 20),
+                "gold_earned": rng.randint(5000, 18000),
+            }
+            for slot, champ in enumerate(picks)
+        ]
+        return {
+            "match_id": f"NA1_{self.next_id}",
+            "patch": "15.21",
+            "game_version": "15.21.715.3451",
+            "elo_rank": tier,
+            "queue_id": 420,
+            "game_creation": 1761900000000 + self.next_id % 10_000_000 * 1000,
+            "game_duration": rng.randint(900, 2400),
+            "blue_picks": picks[:5],
+            "red_picks": picks[5:],
+            "blue_bans": rng.sample(CHAMPION_KEYS, 5),
+            "red_bans": rng.sample(CHAMPION_KEYS, 5),
+            "blue_win": rng.random() < 0.515,
+            "champion_stats": stats,
+        }
+
+    def split(self, n: int) -> dict[str, list[dict[str, Any]]]:
+        """``n`` matches spread over the tiers by ladder weight."""
+        per: dict[str, list[dict[str, Any]]] = {tier: [] for tier in TIERS}
+        for tier in self.rng.choices(TIERS, weights=TIER_WEIGHTS, k=n):
+            per[tier].append(self.match(tier))
+        return per
+
+
+def write_corpus(directory: Path, n: int, seed: int = 7) -> int:
+    directory.mkdir(parents=True, exist_ok=True)
+    total = 0
+    for tier, matches in Corpus(seed).split(n).items():
+        text = json.dumps(matches, indent=2)
+        (directory / f"matches_{tier}.json").write_text(text)
+        total += len(text)
+    return total
+
+
+def append_collector_style(directory: Path, n: int, seed: int = 99) -> None:
+    """Append ``n`` new matches, rewriting each tier file whole as ``json.dump(matches, indent=2)`` would."""
+    corpus = Corpus(seed)
+    corpus.next_id = 9_000_000_000
+    for tier, new in corpus.split(n).items():
+        if not new:
+            continue
+        path = directory / f"matches_{tier}.json"
+        old = path.read_text()
+        new_text = json.dumps(new, indent=2)
+        # json.dumps(old + new, indent=2) == old[:-2] + ",\n" + new_text[2:] (and "[" + ... when old is "[]")
+        text = old[:-2] + ",\n" + new_text[2:] if old != "[]" else new_text
+        with path.open("w") as handle:  # not atomic, like the collector
+            handle.write(text)
+
+
+def write_sample(directory: Path) -> None:
+    """The sample in ``data/processed/``: four tiers as JSON arrays, one JSONL, a duplicate, a bad record."""
+    corpus = Corpus(2025)
+    directory.mkdir(parents=True, exist_ok=True)
+    sizes = {"SILVER": 70, "GOLD": 90, "PLATINUM": 60, "DIAMOND": 40}
+    for tier, n in sizes.items():
+        matches = [corpus.match(tier) for _ in range(n)]
+        for m in matches:
+            m["champion_stats"] = m["champion_stats"][:2]  # keep the sample small
+        if tier == "GOLD":
+            matches.append(dict(matches[3]))  # the collector saw this game twice
+        (directory / f"matches_{tier}.json").write_text(json.dumps(matches, indent=2))
+    lines = []
+    for _ in range(30):
+        m = corpus.match("EMERALD")
+        del m["champion_stats"]
+        lines.append(json.dumps(m))
+    bad = corpus.match("EMERALD")
+    del bad["champion_stats"]
+    bad["red_picks"] = bad["red_picks"][:4]  # an incomplete draft
+    lines.append(json.dumps(bad))
+    (directory / "matches_EMERALD.jsonl").write_text("\n".join(lines) + "\n")
+
+
+# -- the reference build: the seed's straightforward approach -------------------------------------
+
+GROUPS = {
+    "LOW": ("IRON", "BRONZE", "SILVER"),
+    "MID": ("GOLD", "PLATINUM", "EMERALD"),
+    "HIGH": ("DIAMOND", "MASTER", "GRANDMASTER", "CHALLENGER"),
+}
+
+
+def _valid(m: Any) -> bool:
+    if not isinstance(m, dict):
+        return False
+    b, r, w = m.get("blue_picks"), m.get("red_picks"), m.get("blue_win")
+    if not (isinstance(b, list) and isinstance(r, list) and len(b) == 5 and len(r) == 5):
+        return False
+    if not all(isinstance(x, int) and not isinstance(x, bool) for x in b + r):
+        return False
+    return len(set(b + r)) == 10 and isinstance(w, bool)
+
+
+def reference_build(processed: Path, out: Path) -> None:
+    """json.load every file, count with dicts, apply thresholds 5/3/3, write with dump_json."""
+    from stratmancer_jobs.atomicio import dump_json
+    from stratmancer_jobs.history.aggregate import win_rate
+
+    per_tier: dict[str, list[dict[str, Any]]] = {}
+    for tier in TIERS:
+        path = processed / f"matches_{tier}.json"
+        if path.exists():
+            with path.open() as handle:
+                per_tier[tier] = json.load(handle)
+    index: dict[str, Any] = {}
+    units = [(t, (t,)) for t in TIERS] + list(GROUPS.items())
+    for name, tiers in units:
+        champ: dict[int, list[int]] = defaultdict(lambda: [0, 0])
+        pair: dict[tuple[int, int], list[int]] = defaultdict(lambda: [0, 0])
+        counter: dict[int, dict[int, list[int]]] = defaultdict(lambda: defaultdict(lambda: [0, 0]))
+        seen: set[Any] = set()
+        n = 0
+        for tier in tiers:
+            tier_seen: set[Any] = set()
+            for m in per_tier.get(tier, []):
+                if not _valid(m):
+                    continue
+                mid = m.get("match_id")
+                if mid in tier_seen:
+                    continue
+                tier_seen.add(mid)
+                if mid in seen:
+                    continue
+                seen.add(mid)
+                n += 1
+                blue, red, blue_win = m["blue_picks"], m["red_picks"], m["blue_win"]
+                for team, won, enemy in ((blue, blue_win, red), (red, not blue_win, blue)):
+                    for c in team:
+                        champ[c][0] += 1
+                        champ[c][1] += won
+                        for e in enemy:
+                            counter[c][e][0] += 1
+                            counter[c][e][1] += won
+                    for a, b in combinations(sorted(team), 2):
+                        pair[(a, b)][0] += 1
+                        pair[(a, b)][1] += won
+        if not n:
+            continue
+        champ_wr = {str(c): win_rate(w, g) for c, (g, w) in champ.items() if g >= 5}
+        pair_wr = {f"{a},{b}": win_rate(w, g) for (a, b), (g, w) in pair.items() if g >= 3}
+        counter_wr = {}
+        for c, row in counter.items():
+            kept = {str(e): win_rate(w, g) for e, (g, w) in row.items() if g >= 3}
+            if kept:
+                counter_wr[str(c)] = kept
+        values = list(champ_wr.values())
+        import math
+
+        avg = round(math.fsum(values) / len(values), 6) if values else 0.5
+        index[name] = {
+            "champ_wr": champ_wr,
+            "pair_wr": pair_wr,
+            "counter_wr": counter_wr,
+            "n_matches": n,
+            "avg_wr": avg,
+        }
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(dump_json(index))
+
+
+# -- measurement ----------------------------------------------------------------------------------
+
+
+def worker(mode: str, root: Path) -> None:
+    """One measured run in this (fresh) process; prints seconds and peak RSS as JSON."""
+    processed = root / "data" / "processed"
+    from stratmancer_jobs.config import load_settings
+    from stratmancer_jobs.history.build import refresh_history
+
+    started = time.perf_counter()
+    if mode == "floor":
+        for path in sorted(processed.iterdir()):
+            with path.open("rb") as handle:
+                while handle.read(1 << 20):
+                    pass
+    elif mode == "reference":
+        reference_build(processed, root / "reference_index.json")
+    else:
+        settings = load_settings(root, env={})
+        outcome = refresh_history(settings.layout, settings.history, full=(mode == "full"))
+        if mode == "unchanged" and outcome.mode != "unchanged":
+            raise SystemExit(f"expected an unchanged run, got {outcome.mode}")
+    seconds = time.perf_counter() - started
+    print(json.dumps({"seconds": seconds, "peak_mb": peak_rss_mb()}))
+
+
+def peak_rss_mb() -> float:
+    """This process's peak RSS: VmHWM, since ru_maxrss also counts the parent's memory before exec."""
+    try:
+        for line in Path("/proc/self/status").read_text().splitlines():
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1]) / 1024
+    except OSError:
+        pass
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
+def measure(mode: str, root: Path) -> dict[str, float]:
+    result = subprocess.run(
+        [sys.executable, __file__, "--worker", mode, "--root", str(root)],
+        check=True,
+        capture_output=True,
+        text=True,
+    )
+    return dict(json.loads(result.stdout.strip().splitlines()[-1]))
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
+    parser.add_argument("--matches", type=int, default=200_000, help="matches to generate (default 200,000)")
+    parser.add_argument("--repeat", type=int, default=3, help="runs per measurement (median reported)")
+    parser.add_argument("--keep", type=Path, help="work in this directory and keep it")
+    parser.add_argument("--write-sample", type=Path, help="write the small shipped sample here and exit")
+    parser.add_argument("--worker", help=argparse.SUPPRESS)
+    parser.add_argument("--root", type=Path, help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    if args.worker:
+        worker(args.worker, args.root)
+        return
+    if args.write_sample:
+        write_sample(args.write_sample)
+        return
+
+    work = args.keep or Path(tempfile.mkdtemp(prefix="bench_history_"))
+    try:
+        run(work, args.matches, args.repeat)
+    finally:
+        if args.keep is None:
+            shutil.rmtree(work, ignore_errors=True)
+
+
+def run(work: Path, n: int, repeat: int) -> None:
+    base = work / "base"
+    root = work / "root"
+    processed = root / "data" / "processed"
+    print(f"generating {n:,} matches in {work} ...", flush=True)
+    t0 = time.perf_counter()
+    size = write_corpus(base, n)
+    took = time.perf_counter() - t0
+    print(f"  {size / 1e6:.0f} MB in 10 tier files ({size / n:.0f} bytes per match), {took:.0f}s")
+
+    def reset() -> None:
+        shutil.rmtree(root, ignore_errors=True)
+        shutil.copytree(base, processed)
+
+    rows: dict[str, list[dict[str, float]]] = defaultdict(list)
+    reset()
+    for _ in range(repeat):
+        rows["floor: read bytes"].append(measure("floor", root))
+        rows["reference (json.load + dicts)"].append(measure("reference", root))
+        rows["full rebuild"].append(measure("full", root))
+        rows["no change"].append(measure("unchanged", root))
+    full_index = (root / "ml_pipeline" / "history_index.json").read_bytes()
+    reference_same = json.loads((root / "reference_index.json").read_bytes()) == json.loads(full_index)
+    saved = work / "saved"
+    shutil.rmtree(saved, ignore_errors=True)
+    shutil.copytree(root, saved)
+    append_n = max(1, n // 100)
+    for _ in range(repeat):
+        shutil.rmtree(root)
+        shutil.copytree(saved, root)
+        append_collector_style(processed, append_n)
+        rows["1% appended"].append(measure("incremental", root))
+    incremental_index = (root / "ml_pipeline" / "history_index.json").read_bytes()
+    measure("full", root)
+    same_after_append = incremental_index == (root / "ml_pipeline" / "history_index.json").read_bytes()
+
+    med = {name: statistics.median(r["seconds"] for r in runs) for name, runs in rows.items()}
+    full = med["full rebuild"]
+    print(f"\n{n:,} matches, {size / 1e6:.0f} MB, median of {repeat}")
+    print(f"{'measurement':34} {'median s':>9} {'vs full':>8} {'peak MB':>8}")
+    for name, runs in rows.items():
+        peak = max(r["peak_mb"] for r in runs)
+        print(f"{name:34} {med[name]:9.3f} {med[name] / full:8.1%} {peak:8.0f}")
+    print()
+    ref = med["reference (json.load + dicts)"]
+    peak_all = max(r["peak_mb"] for name, runs in rows.items() if "reference" not in name for r in runs)
+    unchanged = med["no change"] / full
+    appended = med["1% appended"] / full
+    checks = [
+        (f"full rebuild {ref / full:.1f}x faster than the reference", ref / full >= 7),
+        (f"no-change refresh {unchanged:.1%} of a full rebuild", unchanged <= 0.05),
+        (f"1% append {appended:.1%} of a full rebuild", appended <= 0.25),
+        (f"peak memory {peak_all:.0f} MB (refresh runs)", peak_all <= 300),
+        ("reference and full rebuild give the same index", reference_same),
+        ("incremental and full give byte-identical indexes", same_after_append),
+    ]
+    for text, ok in checks:
+        print(f"[{'ok' if ok else 'MISSED'}] {text}")
+
+
+if __name__ == "__main__":
+    main()
