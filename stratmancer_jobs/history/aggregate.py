@@ -32,6 +32,22 @@ def win_rate(wins: int, games: int) -> float:
     return (2 * SCALE * wins + games) // (2 * games) / SCALE
 
 
+_pair_cache: dict[tuple[int, ...], list[list[str]]] = {}
+
+
+def pair_keys(keys: list[int]) -> list[list[str]]:
+    """``"a,b"`` (a < b) for every i < j, row by row; shared by the entries of a group (memoised)."""
+    token = tuple(keys)
+    cached = _pair_cache.get(token)
+    if cached is None:
+        cached = [
+            [f"{a},{b}" if a < b else f"{b},{a}" for b in keys[i + 1 :]] for i, a in enumerate(keys)
+        ]
+        _pair_cache.clear()  # one group at a time: keep memory bounded
+        _pair_cache[token] = cached
+    return cached
+
+
 def _fold(matrix: list[list[int]]) -> list[list[int]]:
     """``matrix + transpose(matrix)``: a pair counted as (i, j) or (j, i), either way."""
     return [list(map(add, row, col)) for row, col in zip(matrix, zip(*matrix, strict=True), strict=True)]
@@ -61,16 +77,14 @@ def build_entry(counts: Counts, keys: list[int], thresholds: HistorySettings) ->
         # Each pair was counted in team order: fold (i, j) and (j, i) together.
         won_m = _fold(counts.pw)
         lost_m = _fold(counts.pl)
+        pair_names = pair_keys(keys)
         for i in range(size):
-            key_i = keys[i]
             games_row = list(map(add, won_m[i], lost_m[i]))
             pair_wr.update(
                 {
-                    (f"{key_i},{key_j}" if key_i < key_j else f"{key_j},{key_i}"): (two * won + games)
-                    // (2 * games)
-                    / SCALE
-                    for key_j, won, games in zip(
-                        keys[i + 1 :], won_m[i][i + 1 :], games_row[i + 1 :], strict=True
+                    name: (two * won + games) // (2 * games) / SCALE
+                    for name, won, games in zip(
+                        pair_names[i], won_m[i][i + 1 :], games_row[i + 1 :], strict=True
                     )
                     if games >= min_pair
                 }
@@ -113,13 +127,40 @@ def is_entry(value: Any) -> bool:
 
 
 def render(index: Mapping[str, Entry]) -> bytes:
-    """The index as bytes, identical to ``atomicio.dump_json`` (sorted keys, indent 2, final newline).
-
-    msgspec produces the same bytes several times faster for this data (string keys, floats in
-    [0, 1] with 6 decimals); tests check the equality. A float below 1e-4, which ``repr`` writes in
-    exponent form and msgspec as ``0.0000...`` or ``1e-6``, sends the index down the ``dump_json`` path.
-    """
-    data = msgspec.json.format(msgspec.json.encode(index, order="sorted"), indent=2) + b"\n"
-    if b"0.0000" in data or b"e-" in data:
+    """The index as bytes, identical to ``atomicio.dump_json`` (sorted keys, indent 2, final newline)."""
+    fragments = {key: render_entry(entry) for key, entry in index.items()}
+    if any(fragment is None for fragment in fragments.values()):
         return dump_json(index).encode("utf-8")
-    return data
+    return join_fragments({key: fragment for key, fragment in fragments.items() if fragment is not None})
+
+
+def render_entry(entry: Entry) -> bytes | None:
+    """One entry as it appears inside the index, or None when only ``dump_json`` can write it.
+
+    msgspec produces the same bytes as ``json.dumps(indent=2, sort_keys=True)`` several times faster
+    for this data (string keys, floats in [0, 1] with 6 decimals); tests check the equality. A float
+    below 1e-4, which ``repr`` writes in exponent form and msgspec as ``0.0000...`` or ``1e-6``, is the
+    exception.
+    """
+    text = msgspec.json.format(msgspec.json.encode(entry, order="sorted"), indent=2)
+    if b"0.0000" in text or b"e-" in text:
+        return None
+    return text.replace(b"\n", b"\n  ")
+
+
+def join_fragments(fragments: Mapping[str, bytes]) -> bytes:
+    """The top-level object around rendered entries, keys sorted, as ``dump_json`` writes it."""
+    if not fragments:
+        return b"{}\n"
+    parts = [b'  "' + key.encode("ascii") + b'": ' + fragments[key] for key in sorted(fragments)]
+    return b"{\n" + b",\n".join(parts) + b"\n}\n"
+
+
+def entry_stats(entry: Entry) -> dict[str, int]:
+    """Sizes for the sidecar and the summary."""
+    return {
+        "n_matches": int(entry["n_matches"]),
+        "champions": len(entry["champ_wr"]),
+        "pairs": len(entry["pair_wr"]),
+        "counters": sum(len(row) for row in entry["counter_wr"].values()),
+    }

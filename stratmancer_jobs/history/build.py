@@ -14,8 +14,10 @@ import logging
 import zlib
 from collections import Counter
 from collections.abc import Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import datetime
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -25,9 +27,19 @@ from stratmancer_jobs.atomicio import atomic_write_bytes, atomic_write_json
 from stratmancer_jobs.config import HistorySettings, Layout
 from stratmancer_jobs.errors import InputError
 from stratmancer_jobs.history import cache, sources
-from stratmancer_jobs.history.aggregate import DIGITS, Entry, build_entry, is_entry, render
+from stratmancer_jobs.history.aggregate import (
+    DIGITS,
+    Entry,
+    build_entry,
+    entry_stats,
+    is_entry,
+    join_fragments,
+    render,
+    render_entry,
+)
 from stratmancer_jobs.history.cache import Checkpoint
-from stratmancer_jobs.history.counts import GroupState, Reorder
+from stratmancer_jobs.history.counts import Counts, GroupState, Reorder
+from stratmancer_jobs.history.parallel import split_map
 from stratmancer_jobs.history.records import (
     DUPLICATE,
     INVALID_REASONS,
@@ -159,24 +171,39 @@ def _extend(
     state: GroupState, checkpoints: dict[str, Checkpoint], files: list[SourceFile], reader: _Reader
 ) -> _GroupRun:
     run = _GroupRun(state, dict(checkpoints))
-    for source in files:
-        previous = checkpoints[source.name]
-        if _same(previous, source.stat):
-            continue
-        run.changed = True
-        with reader.open(source) as (buf, stat):
-            if stat.size < previous.consumed or sources.crc_range(buf, 0, previous.consumed) != previous.crc:
+    changed = [f for f in files if not _same(checkpoints[f.name], f.stat)]
+    if not changed:
+        return run
+    run.changed = True
+    with contextlib.ExitStack() as stack:
+        opened = [(source, *stack.enter_context(reader.open(source))) for source in changed]
+
+        def intact(item: tuple[SourceFile, Buf, FileStat]) -> bool:
+            source, buf, stat = item
+            previous = checkpoints[source.name]
+            if stat.size < previous.consumed:
+                return False
+            return sources.crc_range(buf, 0, previous.consumed) == previous.crc
+
+        # Checking the counted prefixes reads every byte; zlib releases the GIL, so use both cores.
+        if len(opened) > 1:
+            with ThreadPoolExecutor(max_workers=2) as pool:
+                verdicts = list(pool.map(intact, opened))
+        else:
+            verdicts = [intact(opened[0])]
+        for (source, buf, stat), ok in zip(opened, verdicts, strict=True):
+            if not ok:
                 raise _Rebuild(f"{source.name} was rewritten, not appended to")
             try:
-                decoded, checkpoint = _decode_file(source, buf, stat, previous)
+                decoded, checkpoint = _decode_file(source, buf, stat, checkpoints[source.name])
             except RecordsError as exc:
                 run.errors[source.name] = f"{source.path}: {exc}"
                 continue
-        try:
-            state.add(source.tier, source.kind, decoded.records, decoded.skipped)
-        except Reorder as exc:
-            raise _Rebuild(f"{source.name}: match {exc} was counted from a later file") from None
-        run.checkpoints[source.name] = checkpoint
+            try:
+                state.add(source.tier, source.kind, decoded.records, decoded.skipped)
+            except Reorder as exc:
+                raise _Rebuild(f"{source.name}: match {exc} was counted from a later file") from None
+            run.checkpoints[source.name] = checkpoint
     return run
 
 
@@ -277,17 +304,17 @@ class _Previous:
         return value if is_entry(value) else None
 
 
-def _assemble(
-    runs: dict[str, _GroupRun],
-    files: list[SourceFile],
-    thresholds: HistorySettings,
-    previous: _Previous,
-) -> tuple[dict[str, Entry], Counter[str]]:
-    """The new index, keeping the previous entry of every tier (and group) with a bad file."""
-    index: dict[str, Entry] = {}
+# An entry to write: kept as it was (a tier with a bad file), or computed from counts (in any process).
+_Job = Entry | Callable[[], tuple[Counts, list[int]]]
+
+
+def _plan(
+    runs: dict[str, _GroupRun], files: list[SourceFile], previous: _Previous
+) -> tuple[dict[str, _Job], Counter[str]]:
+    """What goes in the new index: the previous entry of every tier (and group) with a bad file."""
+    jobs: dict[str, _Job] = {}
     skipped: Counter[str] = Counter()
     present = {f.tier for f in files}
-
     for group, run in runs.items():
         bad_tiers = {f.tier for f in files if f.name in run.errors}
         state = run.state
@@ -299,18 +326,50 @@ def _assemble(
             if tier in bad_tiers:
                 kept = previous.entry(tier)
                 if kept is not None:
-                    index[tier] = kept
+                    jobs[tier] = kept
             elif tier_state.counts.n:
-                index[tier] = build_entry(tier_state.counts, state.keys, thresholds)
+                jobs[tier] = partial(_tier_counts, state, tier)
         if bad_tiers:
             kept = previous.entry(group)
             if kept is not None:
-                index[group] = kept
-        else:
-            counts = state.group_counts()
-            if counts.n:
-                index[group] = build_entry(counts, state.keys, thresholds)
-    return index, skipped
+                jobs[group] = kept
+        elif any(t.counts.n for t in state.tiers.values()):
+            jobs[group] = partial(_group_counts, state)
+    return jobs, skipped
+
+
+def _tier_counts(state: GroupState, tier: str) -> tuple[Counts, list[int]]:
+    return state.tiers[tier].counts, state.keys
+
+
+def _group_counts(state: GroupState) -> tuple[Counts, list[int]]:
+    return state.group_counts(), state.keys
+
+
+def _entry_of(job: _Job, thresholds: HistorySettings) -> Entry:
+    if callable(job):
+        counts, keys = job()
+        return build_entry(counts, keys, thresholds)
+    return job
+
+
+def _render(
+    jobs: dict[str, _Job], thresholds: HistorySettings, parallel: bool
+) -> tuple[bytes, dict[str, dict[str, int]]]:
+    """The index's bytes and each entry's sizes; entries are built and rendered on both cores."""
+
+    def one(key: str) -> tuple[bytes | None, dict[str, int]]:
+        entry = _entry_of(jobs[key], thresholds)
+        return render_entry(entry), entry_stats(entry)
+
+    keys = sorted(jobs, key=lambda k: (k not in GROUPS, k))  # the heavier group entries first
+    results = dict(zip(keys, split_map(one, keys, parallel=parallel), strict=True))
+    stats = {key: result[1] for key, result in results.items()}
+    fragments = {key: result[0] for key, result in results.items()}
+    if any(fragment is None for fragment in fragments.values()):
+        index = {key: _entry_of(job, thresholds) for key, job in jobs.items()}
+        return render(index), stats
+    return join_fragments({k: f for k, f in fragments.items() if f is not None}), stats
 
 
 def _write_if_changed(path: Path, data: bytes) -> None:
@@ -331,7 +390,7 @@ def _write_sidecar(
     layout: Layout,
     runs: dict[str, _GroupRun],
     files: list[SourceFile],
-    index: dict[str, Entry],
+    entries: dict[str, dict[str, int]],
     skipped: Counter[str],
     limits: list[int],
     errors: list[str],
@@ -349,20 +408,11 @@ def _write_sidecar(
             "fingerprint": stat.fingerprint,
             "error": run.errors.get(source.name),
         }
-    entries = {
-        key: {
-            "n_matches": entry["n_matches"],
-            "champions": len(entry["champ_wr"]),
-            "pairs": len(entry["pair_wr"]),
-            "counters": sum(len(row) for row in entry["counter_wr"].values()),
-        }
-        for key, entry in index.items()
-    }
     sidecar = {
         "generated_at": now.isoformat() if now is not None else None,
         "thresholds": dict(zip(_LIMIT_NAMES, limits, strict=True)),
         "rounding_digits": DIGITS,
-        "entries": entries,
+        "entries": dict(sorted(entries.items())),
         "tiers": tiers,
         "skipped": dict(sorted(skipped.items())),
         "errors": errors,
@@ -378,11 +428,13 @@ def refresh_history(
     progress: bool = False,
     log: logging.Logger | None = None,
     now: datetime | None = None,
+    parallel: bool = True,
 ) -> HistoryOutcome:
     """Bring ``layout.history_index`` up to date with ``layout.processed_dir``.
 
     InputError (index untouched) when there is no data at all. Bad tier files do not raise: their tiers
     and groups keep their previous entries and ``HistoryOutcome.errors`` names the files.
+    ``parallel=False`` keeps all the work in this process (no fork).
     """
     log = log or _log
     files, ignored = sources.scan(layout.processed_dir)
@@ -406,26 +458,26 @@ def refresh_history(
 
     errors = [msg for run in runs.values() for msg in run.errors.values()]
     previous = _Previous(layout.history_index, log)
-    index, skipped = _assemble(runs, files, thresholds, previous)
-    if not index:
+    jobs, skipped = _plan(runs, files, previous)
+    if not jobs:
         if errors:
             raise InputError("no usable data: " + "; ".join(errors))
         raise InputError(
             f"no data: no valid match records in {layout.processed_dir} "
             f"({sum(skipped.values())} records skipped)"
         )
-    data = render(index)
+    data, sizes = _render(jobs, thresholds, parallel)
     _write_if_changed(layout.history_index, data)
 
-    tiers = tuple(t for t in TIERS if t in index)
-    groups = tuple(g for g in GROUPS if g in index)
-    matches = sum(int(index[t]["n_matches"]) for t in tiers)
-    pairs = sum(len(index[t]["pair_wr"]) for t in tiers)
+    tiers = tuple(t for t in TIERS if t in sizes)
+    groups = tuple(g for g in GROUPS if g in sizes)
+    matches = sum(sizes[t]["n_matches"] for t in tiers)
+    pairs = sum(sizes[t]["pairs"] for t in tiers)
     duplicates = skipped[DUPLICATE]
     invalid = sum(skipped[r] for r in INVALID_REASONS)
     previous_total = manifest.totals.matches if manifest is not None else 0
     totals = cache.Totals(list(tiers), list(groups), matches, pairs, duplicates, invalid)
-    _write_sidecar(layout, runs, files, index, skipped, limits, errors, now)
+    _write_sidecar(layout, runs, files, sizes, skipped, limits, errors, now)
     for run in runs.values():
         if run.changed and not run.errors:
             cache.save_group(cache_dir, run.state, run.checkpoints)
