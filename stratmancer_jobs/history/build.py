@@ -227,7 +227,9 @@ def _process_group(
     if not full:
         loaded = cache.load_group(cache_dir, group)
         if loaded is None:
-            log.info("history: no usable cache for group %s, rebuilding it", group)
+            exists = cache.group_path(cache_dir, group).exists()
+            level = logging.WARNING if exists else logging.DEBUG
+            log.log(level, "history: %s cache for group %s, rebuilding it", "invalid" if exists else "no", group)
         elif set(loaded[1]) != {f.name for f in files}:
             log.info("history: the files of group %s changed, rebuilding it", group)
         else:
@@ -439,7 +441,7 @@ def refresh_history(
     log = log or _log
     files, ignored = sources.scan(layout.processed_dir)
     for name in ignored:
-        log.info("history: ignoring %s (not a matches_<TIER>.json or .jsonl file)", name)
+        log.debug("history: ignoring %s (not a matches_<TIER>.json or .jsonl file)", name)
     cache_dir = layout.history_cache_dir
     limits = [thresholds.min_champ_games, thresholds.min_pair_games, thresholds.min_counter_games]
     manifest = cache.load_manifest(cache_dir)
