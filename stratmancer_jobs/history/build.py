@@ -227,9 +227,10 @@ def _process_group(
     if not full:
         loaded = cache.load_group(cache_dir, group)
         if loaded is None:
-            exists = cache.group_path(cache_dir, group).exists()
-            level = logging.WARNING if exists else logging.DEBUG
-            log.log(level, "history: %s cache for group %s, rebuilding it", "invalid" if exists else "no", group)
+            if cache.group_path(cache_dir, group).exists():
+                log.warning("history: the cache of group %s is invalid, rebuilding the group", group)
+            else:
+                log.debug("history: no cache for group %s yet, building it", group)
         elif set(loaded[1]) != {f.name for f in files}:
             log.info("history: the files of group %s changed, rebuilding it", group)
         else:
