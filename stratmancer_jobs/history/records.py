@@ -164,7 +164,8 @@ def decode_lines(buf: Buf, start: int) -> LinesResult:
                 out.records.append(result)
     else:
         valid = [m for m in matches if _distinct(m)]
-        out.skipped[REPEATED_CHAMPION] += len(matches) - len(valid)
+        if len(valid) != len(matches):
+            out.skipped[REPEATED_CHAMPION] += len(matches) - len(valid)
         out.records = valid
     unterminated = False
     rest = buf[end:]
@@ -183,5 +184,4 @@ def decode_lines(buf: Buf, start: int) -> LinesResult:
         unterminated = True
     elif rest:
         end = len(buf)
-    out.skipped = +out.skipped
     return LinesResult(out, end, unterminated)

@@ -1,0 +1,109 @@
+"""Helpers for the history tests: hand-built matches, collector-style files, a StratMancer-like loader."""
+
+from __future__ import annotations
+
+import json
+import logging
+import shutil
+from pathlib import Path
+from typing import Any
+
+from stratmancer_jobs.config import Settings, load_settings
+from stratmancer_jobs.history.build import HistoryOutcome, refresh_history
+
+
+def match(mid: str | None, blue: Any, red: Any, blue_win: Any, **extra: Any) -> dict[str, Any]:
+    """A collector-style record; ``extra`` adds or replaces fields."""
+    record: dict[str, Any] = {
+        "match_id": mid,
+        "patch": "15.21",
+        "elo_rank": "GOLD",
+        "game_duration": 1800,
+        "blue_picks": blue,
+        "red_picks": red,
+        "blue_bans": [1, 2, 3, 4, 5],
+        "red_bans": [6, 7, 8, 9, 10],
+        "blue_win": blue_win,
+        "champion_stats": [{"champion_id": c, "kills": 3, "deaths": 2} for c in [*blue, *red]],
+    }
+    if mid is None:
+        del record["match_id"]
+    record.update(extra)
+    return record
+
+
+def processed(root: Path) -> Path:
+    path = root / "data" / "processed"
+    path.mkdir(parents=True, exist_ok=True)
+    return path
+
+
+def write_array(root: Path, tier: str, records: list[Any]) -> Path:
+    """The whole tier file rewritten as the collector does: ``json.dump(records, indent=2)``."""
+    path = processed(root) / f"matches_{tier}.json"
+    path.write_text(json.dumps(records, indent=2))
+    return path
+
+
+def append_lines(root: Path, tier: str, records: list[Any]) -> Path:
+    """Append records to ``matches_<tier>.jsonl``, one per line."""
+    path = processed(root) / f"matches_{tier}.jsonl"
+    with path.open("a") as handle:
+        for record in records:
+            handle.write(json.dumps(record) + "\n")
+    return path
+
+
+def low_thresholds(root: Path) -> None:
+    """``config/jobs.toml`` with every threshold at 1 game, so that tiny fixtures show every cell."""
+    config = root / "config"
+    config.mkdir(parents=True, exist_ok=True)
+    (config / "jobs.toml").write_text("[history]\nmin_champ_games = 1\nmin_pair_games = 1\nmin_counter_games = 1\n")
+
+
+def settings_for(root: Path) -> Settings:
+    return load_settings(root, env={})
+
+
+def refresh(root: Path, *, full: bool = False, parallel: bool = False) -> HistoryOutcome:
+    settings = settings_for(root)
+    log = logging.getLogger("tests.history")
+    return refresh_history(settings.layout, settings.history, full=full, log=log, parallel=parallel)
+
+
+def index_bytes(root: Path) -> bytes:
+    return (root / "ml_pipeline" / "history_index.json").read_bytes()
+
+
+def index(root: Path) -> dict[str, Any]:
+    return dict(json.loads(index_bytes(root)))
+
+
+def full_rebuild_bytes(root: Path, scratch: Path) -> bytes:
+    """The index a from-scratch rebuild of ``root``'s inputs gives, computed in ``scratch``."""
+    shutil.rmtree(scratch, ignore_errors=True)
+    shutil.copytree(processed(root), processed(scratch), dirs_exist_ok=True)
+    refresh(scratch, full=True)
+    return index_bytes(scratch)
+
+
+class StratMancerHistoryIndex:
+    """Loads the index the way StratMancer's ``HistoryIndex.load`` does: the five keys of every entry."""
+
+    def __init__(self, path: Path) -> None:
+        with path.open() as handle:
+            data = json.load(handle)
+        self.elos: dict[str, dict[str, Any]] = {}
+        for elo, payload in data.items():
+            self.elos[elo] = {
+                "champ_wr": {int(k): float(v) for k, v in payload["champ_wr"].items()},
+                "pair_wr": {
+                    tuple(int(x) for x in k.split(",")): float(v) for k, v in payload["pair_wr"].items()
+                },
+                "counter_wr": {
+                    int(c): {int(e): float(v) for e, v in row.items()}
+                    for c, row in payload["counter_wr"].items()
+                },
+                "n_matches": int(payload["n_matches"]),
+                "avg_wr": float(payload["avg_wr"]),
+            }
