@@ -58,7 +58,8 @@ def low_thresholds(root: Path) -> None:
     """``config/jobs.toml`` with every threshold at 1 game, so that tiny fixtures show every cell."""
     config = root / "config"
     config.mkdir(parents=True, exist_ok=True)
-    (config / "jobs.toml").write_text("[history]\nmin_champ_games = 1\nmin_pair_games = 1\nmin_counter_games = 1\n")
+    lines = ["[history]", "min_champ_games = 1", "min_pair_games = 1", "min_counter_games = 1", ""]
+    (config / "jobs.toml").write_text("\n".join(lines))
 
 
 def settings_for(root: Path) -> Settings:
@@ -83,6 +84,8 @@ def full_rebuild_bytes(root: Path, scratch: Path) -> bytes:
     """The index a from-scratch rebuild of ``root``'s inputs gives, computed in ``scratch``."""
     shutil.rmtree(scratch, ignore_errors=True)
     shutil.copytree(processed(root), processed(scratch), dirs_exist_ok=True)
+    if (root / "config").is_dir():
+        shutil.copytree(root / "config", scratch / "config")
     refresh(scratch, full=True)
     return index_bytes(scratch)
 

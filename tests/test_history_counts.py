@@ -25,7 +25,10 @@ GAMES = [
 
 def _state(records: list[dict[str, object]], tier: str = "GOLD") -> GroupState:
     state = GroupState("MID")
-    matches = [Match(tuple(r["blue_picks"]), tuple(r["red_picks"]), r["blue_win"], r["match_id"]) for r in records]  # type: ignore[arg-type]
+    matches = [
+        Match(tuple(r["blue_picks"]), tuple(r["red_picks"]), r["blue_win"], r["match_id"])  # type: ignore[arg-type]
+        for r in records
+    ]
     state.add(tier, "json", matches, Counter())
     return state
 
@@ -57,7 +60,18 @@ def test_every_pair_and_counter_is_counted() -> None:
     entry = build_entry(_state(GAMES).tiers["GOLD"].counts, _state(GAMES).keys, ALL)
     assert len(entry["champ_wr"]) == 11
     cells = sum(len(row) for row in entry["counter_wr"].values())
-    assert cells == len({(a, b) for g in GAMES for t, e in ((g["blue_picks"], g["red_picks"]), (g["red_picks"], g["blue_picks"])) for a in t for b in e})  # type: ignore[union-attr]
+    enemies = set()
+    for g in GAMES:
+        blue, red = g["blue_picks"], g["red_picks"]
+        assert isinstance(blue, list) and isinstance(red, list)
+        enemies |= {(a, b) for a in blue for b in red} | {(b, a) for a in blue for b in red}
+    assert cells == len(enemies)
+    pairs = set()
+    for g in GAMES:
+        for team in (g["blue_picks"], g["red_picks"]):
+            assert isinstance(team, list)
+            pairs |= {(min(a, b), max(a, b)) for a in team for b in team if a != b}
+    assert len(entry["pair_wr"]) == len(pairs)
 
 
 def test_default_thresholds() -> None:
@@ -74,7 +88,14 @@ def test_default_thresholds() -> None:
 
 @pytest.mark.parametrize(
     ("wins", "games", "expected"),
-    [(1, 3, 0.333333), (2, 3, 0.666667), (1, 128, 0.007813), (0, 7, 0.0), (7, 7, 1.0), (1, 2_000_000, 0.000001)],
+    [
+        (1, 3, 0.333333),
+        (2, 3, 0.666667),
+        (1, 128, 0.007813),
+        (0, 7, 0.0),
+        (7, 7, 1.0),
+        (1, 2_000_000, 0.000001),
+    ],
 )
 def test_rounding_is_half_up_on_the_exact_fraction(wins: int, games: int, expected: float) -> None:
     """Win rates are the exact fraction rounded half-up to 6 decimals."""
@@ -84,7 +105,8 @@ def test_rounding_is_half_up_on_the_exact_fraction(wins: int, games: int, expect
 def test_duplicates_within_a_tier_count_once(root: Path) -> None:
     """A match_id counts at its first valid occurrence; later copies are counted as duplicates."""
     bad_first = match("M1", [1, 2, 3, 4], [6, 7, 8, 9, 10], True)
-    write_array(root, "GOLD", [bad_first, *GAMES, GAMES[0], match("M2", [11, 12, 13, 14, 15], [16, 17, 18, 19, 20], True)])
+    other_m2 = match("M2", [11, 12, 13, 14, 15], [16, 17, 18, 19, 20], True)
+    write_array(root, "GOLD", [bad_first, *GAMES, GAMES[0], other_m2])
     outcome = refresh(root)
     assert index(root)["GOLD"]["n_matches"] == 3
     assert (outcome.duplicates, outcome.invalid) == (2, 1)
