@@ -273,14 +273,16 @@ def worker(mode: str, root: Path) -> None:
 
 
 def peak_rss_mb() -> float:
-    """This process's peak RSS: VmHWM, since ru_maxrss also counts the parent's memory before exec."""
+    """Peak RSS of this process (VmHWM: ru_maxrss would include the bench's own memory before exec)
+    or of the child it forks to build entries, whichever is larger (the child shares most pages)."""
+    own = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     try:
         for line in Path("/proc/self/status").read_text().splitlines():
             if line.startswith("VmHWM:"):
-                return int(line.split()[1]) / 1024
+                own = int(line.split()[1]) / 1024
     except OSError:
         pass
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    return max(own, resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024)
 
 
 def measure(mode: str, root: Path) -> dict[str, float]:

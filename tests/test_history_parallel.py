@@ -1,0 +1,54 @@
+"""The fork helper that builds entries on the second core, and the progress bar path."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+
+from stratmancer_jobs.history.parallel import split_map
+from tests.history_fixtures import index_bytes, match, refresh, settings_for, write_array
+
+
+def test_split_map_keeps_order() -> None:
+    """Results come back in item order, whichever process computed them."""
+    assert split_map(lambda x: x * x, list(range(7))) == [x * x for x in range(7)]
+    assert split_map(lambda x: x + 1, [1]) == [2]
+    assert split_map(lambda x: x + 1, [1, 2], parallel=False) == [2, 3]
+
+
+def test_split_map_recomputes_when_the_child_fails() -> None:
+    """A child that fails only costs time: its items are computed in the parent."""
+    parent = os.getpid()
+
+    def only_in_parent(x: int) -> int:
+        if os.getpid() != parent:
+            raise RuntimeError("child failure")
+        return -x
+
+    assert split_map(only_in_parent, [1, 2, 3, 4, 5]) == [-1, -2, -3, -4, -5]
+
+
+def test_split_map_propagates_real_errors() -> None:
+    """An error that also happens in the parent is raised, not hidden."""
+
+    def boom(x: int) -> int:
+        raise ValueError(f"bad {x}")
+
+    with pytest.raises(ValueError, match="bad"):
+        split_map(boom, [1, 2, 3])
+
+
+def test_progress_bar_run_gives_the_same_index(root: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """With the progress bar on (a TTY), the index is the same and stdout gets nothing."""
+    from stratmancer_jobs.history.build import refresh_history
+
+    games = [match(f"G{i}", [1, 2, 3, 4, 5], [6, 7, 8, 9, 10], i % 2 == 0) for i in range(9)]
+    write_array(root, "GOLD", games)
+    settings = settings_for(root)
+    refresh_history(settings.layout, settings.history, full=True, progress=True)
+    with_bar = index_bytes(root)
+    assert capsys.readouterr().out == ""
+    refresh(root, full=True)
+    assert index_bytes(root) == with_bar
