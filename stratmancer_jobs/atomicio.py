@@ -1,8 +1,8 @@
 """The one way this tool writes a file: temp file beside the target, fsync, ``os.replace``, fsync the dir.
 
 Readers never see a half-written file, and a crash (even SIGKILL) leaves either the old or the new
-content. An existing target's permission bits are kept so that another user reading the output (a web
-server, the trainer) keeps its access; new files get ``0o644`` (not world-writable).
+content. An existing target's permission bits, owner and group are kept so that another user reading
+the output (a web server, the trainer) keeps its access; new files get ``0o644`` (not world-writable).
 """
 
 from __future__ import annotations
@@ -42,6 +42,19 @@ def _describe(exc: OSError) -> str:
     return exc.strerror or str(exc)
 
 
+def _keep_owner(tmp_name: str, existing: os.stat_result) -> None:
+    """Give the new file the replaced file's owner and group (a reader such as a web server may rely
+    on its group); when this user may not set the owner (not root), keep at least the group."""
+    st = os.stat(tmp_name)
+    if (st.st_uid, st.st_gid) == (existing.st_uid, existing.st_gid):
+        return
+    try:
+        os.chown(tmp_name, existing.st_uid, existing.st_gid)
+    except PermissionError:
+        with contextlib.suppress(PermissionError):
+            os.chown(tmp_name, -1, existing.st_gid)
+
+
 def atomic_write_bytes(path: Path, data: bytes, *, mode: int | None = None) -> None:
     """Replace ``path`` with ``data`` atomically; raise StorageError naming the path on failure.
 
@@ -56,13 +69,14 @@ def atomic_write_bytes(path: Path, data: bytes, *, mode: int | None = None) -> N
         directory.mkdir(parents=True, exist_ok=True)
     except OSError as exc:
         raise StorageError(f"cannot create directory {directory}: {_describe(exc)}") from None
+    try:
+        existing: os.stat_result | None = path.stat()
+    except FileNotFoundError:
+        existing = None
+    except OSError as exc:
+        raise StorageError(f"cannot stat {path}: {_describe(exc)}") from None
     if mode is None:
-        try:
-            mode = stat.S_IMODE(path.stat().st_mode)
-        except FileNotFoundError:
-            mode = DEFAULT_MODE
-        except OSError as exc:
-            raise StorageError(f"cannot stat {path}: {_describe(exc)}") from None
+        mode = stat.S_IMODE(existing.st_mode) if existing is not None else DEFAULT_MODE
     tmp_name: str | None = None
     try:
         fd, tmp_name = tempfile.mkstemp(dir=directory, prefix=f".{path.name}.", suffix=".tmp")
@@ -71,7 +85,9 @@ def atomic_write_bytes(path: Path, data: bytes, *, mode: int | None = None) -> N
                 handle.write(data)
                 handle.flush()
                 os.fsync(handle.fileno())
-            os.chmod(tmp_name, mode)
+            if existing is not None:
+                _keep_owner(tmp_name, existing)
+            os.chmod(tmp_name, mode)  # after chown, which may clear set-id bits
             os.replace(tmp_name, path)
             tmp_name = None
         finally:

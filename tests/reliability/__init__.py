@@ -1,0 +1,1 @@
+"""Reliability and security scenarios: real processes, real files, real signals (issue 5)."""
