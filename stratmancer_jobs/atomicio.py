@@ -19,6 +19,27 @@ from typing import Any
 from stratmancer_jobs.errors import StorageError
 
 DEFAULT_MODE = 0o644
+DIR_MODE = 0o755
+
+
+def make_dirs(directory: Path) -> None:
+    """``mkdir -p`` whose new directories are never group- or world-writable, whatever the umask.
+
+    Under ``umask 000`` a plain ``mkdir`` makes ``state/`` 0777, and anyone could then replace the
+    state or lock files in it. A stricter umask still applies. Raises OSError.
+    """
+    missing: list[Path] = []
+    current = Path(directory)
+    while not current.is_dir() and current != current.parent:
+        missing.append(current)
+        current = current.parent
+    for path in reversed(missing):
+        try:
+            path.mkdir(mode=DIR_MODE)
+        except FileExistsError:
+            if not path.is_dir():  # a file where the directory belongs
+                raise
+            # else a concurrent run made it first
 
 
 def _fsync_dir(directory: Path) -> None:
@@ -66,7 +87,7 @@ def atomic_write_bytes(path: Path, data: bytes, *, mode: int | None = None) -> N
     if path.is_dir():
         raise StorageError(f"cannot write {path}: it is a directory")
     try:
-        directory.mkdir(parents=True, exist_ok=True)
+        make_dirs(directory)
     except OSError as exc:
         raise StorageError(f"cannot create directory {directory}: {_describe(exc)}") from None
     try:

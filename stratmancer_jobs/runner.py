@@ -20,6 +20,7 @@ from typing import Any, Literal
 
 from filelock import FileLock, Timeout
 
+from stratmancer_jobs.atomicio import make_dirs
 from stratmancer_jobs.config import Settings
 from stratmancer_jobs.errors import (
     EXIT_FAILED,
@@ -64,7 +65,7 @@ def lock_path(settings: Settings, spec: JobSpec) -> os.PathLike[str]:
 def _job_lock(settings: Settings, spec: JobSpec) -> FileLock:
     lock_dir = settings.layout.lock_dir
     try:
-        lock_dir.mkdir(parents=True, exist_ok=True)
+        make_dirs(lock_dir)
     except OSError as exc:
         raise StorageError(f"cannot create lock directory {lock_dir}: {exc.strerror}") from None
     return FileLock(lock_path(settings, spec), timeout=0, mode=FILE_MODE)

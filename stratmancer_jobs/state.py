@@ -19,7 +19,7 @@ from typing import Any
 
 from filelock import FileLock, Timeout
 
-from stratmancer_jobs.atomicio import atomic_write_json
+from stratmancer_jobs.atomicio import atomic_write_json, make_dirs
 from stratmancer_jobs.errors import StateError, StorageError
 
 SCHEMA_VERSION = 1
@@ -145,7 +145,7 @@ class StateStore:
     @contextlib.contextmanager
     def _locked(self) -> Iterator[None]:
         try:
-            self.path.parent.mkdir(parents=True, exist_ok=True)
+            make_dirs(self.path.parent)
         except OSError as exc:
             raise StorageError(f"cannot create state directory {self.path.parent}: {exc.strerror}") from None
         lock = FileLock(self.lock_path, timeout=STATE_LOCK_TIMEOUT_S, mode=FILE_MODE)

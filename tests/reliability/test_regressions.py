@@ -21,3 +21,20 @@ def test_atomic_replace_keeps_group_and_mode(tmp_path: Path) -> None:
     st = target.stat()
     assert target.read_text() == "new"
     assert (stat.S_IMODE(st.st_mode), st.st_gid) == (0o640, OTHER_GID)
+
+
+def test_new_directories_are_not_world_writable_under_umask_000(tmp_path: Path) -> None:
+    """Under ``umask 000`` the state, lock and cache directories are still not world-writable."""
+    from tests.reliability.harness import make_root, run_cli
+
+    root = make_root(tmp_path)
+    old = os.umask(0)
+    try:
+        for cmd in ("refresh-registry", "refresh-history"):
+            assert run_cli(root, "-q", cmd).returncode == 0
+    finally:
+        os.umask(old)
+    made = [root / "state", root / "state/locks", root / "state/history_cache"]
+    assert {p.name: stat.S_IMODE(p.stat().st_mode) for p in made} == {p.name: 0o755 for p in made}
+    for path in (root / "state").rglob("*"):
+        assert not path.stat().st_mode & stat.S_IWOTH, path
