@@ -235,3 +235,12 @@ def main() -> None:
     except StratmancerError as exc:  # a job-table lookup or config error outside a command body
         typer.echo(f"error: {exc}", err=True)
         sys.exit(exc.exit_code)
+    except Exception:  # a bug outside a job run: show the traceback, but never a secret in it
+        import traceback
+
+        from stratmancer_jobs.errors import EXIT_FAILED
+        from stratmancer_jobs.logs import redact
+
+        text = redact(traceback.format_exc(), secret_values(os.environ))
+        sys.stderr.write(f"error: unexpected error, traceback follows\n{text}")
+        sys.exit(EXIT_FAILED)

@@ -38,3 +38,15 @@ def test_new_directories_are_not_world_writable_under_umask_000(tmp_path: Path) 
     assert {p.name: stat.S_IMODE(p.stat().st_mode) for p in made} == {p.name: 0o755 for p in made}
     for path in (root / "state").rglob("*"):
         assert not path.stat().st_mode & stat.S_IWOTH, path
+
+
+def test_unexpected_error_outside_a_job_run_never_prints_the_key(tmp_path: Path) -> None:
+    """An exception escaping the CLI (here: loading the configuration) prints a redacted traceback."""
+    from tests.reliability.harness import PLANTED_KEY, make_root, run_cli
+
+    root = make_root(tmp_path)
+    env = {"RIOT_API_KEY": PLANTED_KEY, "STRATMANCER_TEST_FAULT": "CONFIG:"}
+    proc = run_cli(root, "status", env=env, hooks=True)
+    assert proc.returncode == 1, proc.stderr
+    assert "RuntimeError: forced failure loading the configuration" in proc.stderr
+    assert PLANTED_KEY not in proc.stderr + proc.stdout
