@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import hashlib
+import logging
 import mmap
 import os
 import zlib
@@ -15,6 +16,7 @@ from typing import Final
 from stratmancer_jobs.errors import InputError
 from stratmancer_jobs.history.tiers import file_rank, parse_tier_file
 
+_log = logging.getLogger(__name__)
 EDGE: Final = 64 * 1024  # bytes hashed at each end of a file for its fingerprint
 
 
@@ -76,6 +78,8 @@ def _stat(path: Path) -> FileStat:
 def scan(directory: Path) -> tuple[list[SourceFile], list[str]]:
     """Tier files in canonical order, and the names of other files that are ignored.
 
+    A tier file that is a symlink resolving outside ``directory`` is skipped with a warning.
+
     InputError when the directory is missing or holds no tier file at all ("no data").
     """
     try:
@@ -88,12 +92,17 @@ def scan(directory: Path) -> tuple[list[SourceFile], list[str]]:
         raise InputError(f"cannot list {directory}: {exc.strerror}") from None
     files: list[SourceFile] = []
     ignored: list[str] = []
+    real_dir = directory.resolve()
     for entry in entries:
         parsed = parse_tier_file(entry.name)
         if parsed is None or not entry.is_file():
             ignored.append(entry.name)
             continue
         path = Path(entry.path)
+        if entry.is_symlink() and not path.resolve().is_relative_to(real_dir):
+            # a planted link must not make the job read (and publish counts of) files elsewhere
+            _log.warning("history: ignoring %s: a symlink pointing outside %s", path, directory)
+            continue
         try:
             stat = _stat(path)
         except OSError as exc:

@@ -50,3 +50,26 @@ def test_unexpected_error_outside_a_job_run_never_prints_the_key(tmp_path: Path)
     assert proc.returncode == 1, proc.stderr
     assert "RuntimeError: forced failure loading the configuration" in proc.stderr
     assert PLANTED_KEY not in proc.stderr + proc.stdout
+
+
+def test_tier_file_symlinked_outside_the_root_is_not_read(tmp_path: Path) -> None:
+    """``matches_IRON.json -> /elsewhere/file`` is ignored with a warning naming it, not indexed."""
+    import json
+
+    from tests.reliability.harness import make_root, run_cli
+
+    outside = tmp_path / "outside.json"
+    match = {
+        "match_id": "OUT",
+        "blue_picks": [1, 2, 3, 4, 5],
+        "red_picks": [6, 7, 8, 9, 10],
+        "blue_win": True,
+    }
+    outside.write_text(json.dumps([match]))
+    root = make_root(tmp_path)
+    link = root / "data/processed/matches_IRON.json"
+    link.symlink_to(outside)
+    proc = run_cli(root, "refresh-history")
+    assert proc.returncode == 0, proc.stderr
+    assert "IRON" not in json.loads((root / "ml_pipeline/history_index.json").read_bytes())
+    assert f"ignoring {link}: a symlink pointing outside" in proc.stderr
