@@ -95,7 +95,9 @@ def run_cli(
 
 
 @contextlib.contextmanager
-def started(argv_list: Sequence[Sequence[str]], env: Mapping[str, str]) -> Iterator[list[subprocess.Popen[str]]]:
+def started(
+    argv_list: Sequence[Sequence[str]], env: Mapping[str, str]
+) -> Iterator[list[subprocess.Popen[str]]]:
     """Start every command at once; whatever happens, no child outlives the block."""
     procs: list[subprocess.Popen[str]] = []
     try:
@@ -166,7 +168,9 @@ def problem_with(root: Path, rel: str) -> str | None:
         bad = [k for k, v in data.items() if not isinstance(v, dict) or set(v) != INDEX_KEYS]
         return f"{rel}: entries without the five keys: {bad[:3]}" if bad or not data else None
     if rel.endswith("model_registry.json"):
-        return None if {"active", "models", "invalid", "generated_at"} <= set(data) else f"{rel}: keys missing"
+        return (
+            None if {"active", "models", "invalid", "generated_at"} <= set(data) else f"{rel}: keys missing"
+        )
     if rel == "config/meta.json":
         patch = data.get("patch")
         return None if isinstance(patch, str) and patch.count(".") == 1 else f"{rel}: no valid patch"
@@ -211,9 +215,14 @@ def can_mount() -> bool:
     probe = Path(f"/tmp/.stratmancer-mount-probe-{os.getpid()}")
     probe.mkdir(exist_ok=True)
     try:
-        ok = subprocess.run(
-            ["mount", "-t", "tmpfs", "-o", "size=16k", "tmpfs", str(probe)], capture_output=True, check=False
-        ).returncode == 0
+        ok = (
+            subprocess.run(
+                ["mount", "-t", "tmpfs", "-o", "size=16k", "tmpfs", str(probe)],
+                capture_output=True,
+                check=False,
+            ).returncode
+            == 0
+        )
         if ok:
             subprocess.run(["umount", str(probe)], capture_output=True, check=False)
         return ok
