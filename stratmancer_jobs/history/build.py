@@ -96,11 +96,14 @@ class _Reader:
     @contextlib.contextmanager
     def open(self, source: SourceFile) -> Iterator[tuple[Buf, FileStat]]:
         with sources.mapped(source) as (buf, stat):
-            self.files += 1
-            self.nbytes += stat.size
             yield buf, stat
+        self.count(stat.size)
+
+    def count(self, size: int) -> None:
+        self.files += 1
+        self.nbytes += size
         if self.advance is not None:
-            self.advance(stat.size)
+            self.advance(size)
 
 
 def _rstrip_at(buf: Buf, end: int) -> int:
@@ -116,14 +119,16 @@ def _array_end(buf: Buf) -> int:
 
 
 def _decode_file(
-    source: SourceFile, buf: Buf, stat: FileStat, previous: Checkpoint | None
+    source: SourceFile, buf: Buf, stat: FileStat, previous: Checkpoint | None, base: int = 0
 ) -> tuple[Decoded, Checkpoint]:
     """Decode the records after ``previous`` (all of them when None) and the new checkpoint.
 
-    RecordsError when the file is not valid JSON (the collector caught mid-write); _Rebuild when the
-    bytes after the checkpoint cannot simply be appended to what was counted.
+    ``buf`` holds the file from offset ``base`` (0: the whole file; ``previous.consumed``: the part
+    after the checkpoint). RecordsError when the file is not valid JSON (the collector caught
+    mid-write); _Rebuild when the new bytes cannot simply be appended to what was counted.
     """
-    start = previous.consumed if previous is not None else 0
+    start = (previous.consumed if previous is not None else 0) - base
+    crc = previous.crc if previous is not None else 0
     if source.kind == "jsonl":
         follows = buf[start : start + 1]
         if previous is not None and previous.unterminated and follows not in (b"", b"\n", b"\r"):
@@ -133,8 +138,8 @@ def _decode_file(
             stat.size,
             stat.mtime_ns,
             stat.fingerprint,
-            lines.end,
-            sources.crc_range(buf, start, lines.end, previous.crc if previous is not None else 0),
+            base + lines.end,
+            sources.crc_range(buf, start, lines.end, crc),
             unterminated=lines.unterminated,
         )
         return lines.decoded, checkpoint
@@ -155,8 +160,8 @@ def _decode_file(
     end = _array_end(buf)
     had = previous is not None and previous.elements
     elements = had or bool(decoded.records) or any(decoded.skipped.values())
-    crc = sources.crc_range(buf, start, end, previous.crc if previous is not None else 0)
-    return decoded, Checkpoint(stat.size, stat.mtime_ns, stat.fingerprint, end, crc, elements=elements)
+    crc = sources.crc_range(buf, start, end, crc)
+    return decoded, Checkpoint(stat.size, stat.mtime_ns, stat.fingerprint, base + end, crc, elements=elements)
 
 
 def _same(checkpoint: Checkpoint, stat: FileStat) -> bool:
@@ -175,35 +180,31 @@ def _extend(
     if not changed:
         return run
     run.changed = True
-    with contextlib.ExitStack() as stack:
-        opened = [(source, *stack.enter_context(reader.open(source))) for source in changed]
 
-        def intact(item: tuple[SourceFile, Buf, FileStat]) -> bool:
-            source, buf, stat = item
-            previous = checkpoints[source.name]
-            if stat.size < previous.consumed:
-                return False
-            return sources.crc_range(buf, 0, previous.consumed) == previous.crc
+    def read(source: SourceFile) -> sources.Appended:
+        return sources.read_appended(source, checkpoints[source.name].consumed)
 
-        # Checking the counted prefixes reads every byte; zlib releases the GIL, so use both cores.
-        if len(opened) > 1:
-            with ThreadPoolExecutor(max_workers=2) as pool:
-                verdicts = list(pool.map(intact, opened))
-        else:
-            verdicts = [intact(opened[0])]
-        for (source, buf, stat), ok in zip(opened, verdicts, strict=True):
-            if not ok:
-                raise _Rebuild(f"{source.name} was rewritten, not appended to")
-            try:
-                decoded, checkpoint = _decode_file(source, buf, stat, checkpoints[source.name])
-            except RecordsError as exc:
-                run.errors[source.name] = f"{source.path}: {exc}"
-                continue
-            try:
-                state.add(source.tier, source.kind, decoded.records, decoded.skipped)
-            except Reorder as exc:
-                raise _Rebuild(f"{source.name}: match {exc} was counted from a later file") from None
-            run.checkpoints[source.name] = checkpoint
+    # Checking the counted prefixes reads every byte; reads and zlib release the GIL: use both cores.
+    if len(changed) > 1:
+        with ThreadPoolExecutor(max_workers=2) as pool:
+            appended = list(pool.map(read, changed))
+    else:
+        appended = [read(changed[0])]
+    for source, found in zip(changed, appended, strict=True):
+        reader.count(found.stat.size)
+        previous = checkpoints[source.name]
+        if found.prefix_crc != previous.crc:
+            raise _Rebuild(f"{source.name} was rewritten, not appended to")
+        try:
+            decoded, checkpoint = _decode_file(source, found.tail, found.stat, previous, previous.consumed)
+        except RecordsError as exc:
+            run.errors[source.name] = f"{source.path}: {exc}"
+            continue
+        try:
+            state.add(source.tier, source.kind, decoded.records, decoded.skipped)
+        except Reorder as exc:
+            raise _Rebuild(f"{source.name}: match {exc} was counted from a later file") from None
+        run.checkpoints[source.name] = checkpoint
     return run
 
 

@@ -18,6 +18,7 @@ from stratmancer_jobs.history.tiers import file_rank, parse_tier_file
 
 _log = logging.getLogger(__name__)
 EDGE: Final = 64 * 1024  # bytes hashed at each end of a file for its fingerprint
+CHUNK: Final = 1024 * 1024  # read size when checking a counted prefix
 
 
 @dataclass(frozen=True)
@@ -135,3 +136,44 @@ def mapped(source: SourceFile) -> Iterator[tuple[Buf, FileStat]]:
         if isinstance(buf, mmap.mmap):
             with contextlib.suppress(BufferError):  # a view still alive: the GC unmaps it later
                 buf.close()
+
+
+@dataclass(frozen=True)
+class Appended:
+    """A file read once for the incremental path: CRC of its first ``consumed`` bytes and what follows."""
+
+    stat: FileStat
+    prefix_crc: int | None  # None when the file is now shorter than the counted prefix
+    tail: bytes  # bytes [consumed, size)
+
+
+def read_appended(source: SourceFile, consumed: int) -> Appended:
+    """Stream the counted prefix through CRC-32 in 1 MiB chunks and return the bytes after it.
+
+    Nothing of the prefix is kept, so memory stays flat however large the file; zlib and the reads
+    release the GIL, so several files can be checked on several threads.
+    """
+    try:
+        with source.path.open("rb", buffering=0) as handle:
+            fd = handle.fileno()
+            st = os.fstat(fd)
+            chunk = bytearray(CHUNK)
+            view = memoryview(chunk)
+            crc: int | None = 0
+            left = consumed
+            while left > 0:
+                n = handle.readinto(view[: min(CHUNK, left)])
+                if not n:
+                    crc = None  # shorter than what was counted: rewritten, not appended to
+                    break
+                crc = zlib.crc32(view[:n], crc or 0)
+                left -= n
+            view.release()
+            tail = handle.read() or b"" if crc is not None else b""
+            size = consumed + len(tail) if crc is not None else consumed - left
+            head = os.pread(fd, EDGE, 0)
+            last = os.pread(fd, EDGE, size - EDGE) if size > EDGE else b""
+    except OSError as exc:
+        raise InputError(f"cannot read {source.path}: {exc.strerror}") from None
+    stat = FileStat(size, st.st_mtime_ns, fingerprint_bytes(head[:size], last, size))
+    return Appended(stat, crc, tail)
