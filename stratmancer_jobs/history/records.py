@@ -108,7 +108,7 @@ def decode_array(buf: Buf) -> Decoded:
         matches = _ARRAY.decode(buf)
     except msgspec.ValidationError:
         return _decode_array_slow(buf)
-    except msgspec.DecodeError as exc:
+    except (msgspec.DecodeError, RecursionError) as exc:  # malformed, or nested too deeply
         raise RecordsError(f"not valid JSON ({exc})") from None
     out = Decoded()
     valid = [m for m in matches if len({*m.blue_picks, *m.red_picks}) == 10]
@@ -123,7 +123,7 @@ def _decode_array_slow(buf: Buf) -> Decoded:
         raws = _RAW_ARRAY.decode(buf)
     except msgspec.ValidationError:
         raise RecordsError("the top level is not a JSON array") from None
-    except msgspec.DecodeError as exc:  # pragma: no cover - the fast path already caught malformed JSON
+    except (msgspec.DecodeError, RecursionError) as exc:  # an element nested too deeply
         raise RecordsError(f"not valid JSON ({exc})") from None
     out = Decoded()
     for raw in raws:
@@ -152,11 +152,11 @@ def decode_lines(buf: Buf, start: int) -> LinesResult:
     lines = [line for line in buf[start:end].split(b"\n") if line.strip()]
     try:
         matches = [_ONE.decode(line) for line in lines]
-    except msgspec.MsgspecError:
+    except (msgspec.MsgspecError, RecursionError):
         for line in lines:
             try:
                 result = classify(line)
-            except msgspec.DecodeError:
+            except (msgspec.DecodeError, RecursionError):
                 result = BAD_JSON_LINE
             if isinstance(result, str):
                 out.skipped[result] += 1
@@ -172,7 +172,7 @@ def decode_lines(buf: Buf, start: int) -> LinesResult:
     if rest.strip():
         try:
             _ANY.decode(rest)
-        except msgspec.DecodeError:
+        except (msgspec.DecodeError, RecursionError):
             # The collector is still writing this line: leave it for the next run.
             return LinesResult(out, end, False)
         result = classify(rest)

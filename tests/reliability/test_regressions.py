@@ -73,3 +73,25 @@ def test_tier_file_symlinked_outside_the_root_is_not_read(tmp_path: Path) -> Non
     assert proc.returncode == 0, proc.stderr
     assert "IRON" not in json.loads((root / "ml_pipeline/history_index.json").read_bytes())
     assert f"ignoring {link}: a symlink pointing outside" in proc.stderr
+
+
+def test_deeply_nested_record_fails_only_its_file(tmp_path: Path) -> None:
+    """A record nested 3000 deep (msgspec raises RecursionError) is a bad file or a bad line, named
+    in the error; the other tiers are still indexed, with no traceback."""
+    import json
+
+    from tests.reliability.harness import make_root, run_cli
+
+    root = make_root(tmp_path)
+    processed = root / "data/processed"
+    (processed / "matches_DIAMOND.json").write_bytes(b"[" + b"[" * 3000 + b"]" * 3000 + b"]")
+    with (processed / "matches_EMERALD.jsonl").open("ab") as handle:
+        handle.write(b"[" * 3000 + b"]" * 3000 + b"\n" + b'{"a":' * 3000 + b"1" + b"}" * 3000 + b"\n")
+    proc = run_cli(root, "refresh-history")
+    assert proc.returncode == 1, proc.stderr
+    assert "Traceback" not in proc.stderr
+    assert "matches_DIAMOND.json: not valid JSON" in proc.stderr
+    index = json.loads((root / "ml_pipeline/history_index.json").read_bytes())
+    assert {"SILVER", "GOLD", "PLATINUM", "EMERALD"} <= set(index)
+    meta = json.loads((root / "ml_pipeline/history_index.meta.json").read_bytes())
+    assert sum(meta["tiers"]["EMERALD"]["skipped"].values()) >= 2
