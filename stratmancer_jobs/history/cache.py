@@ -11,6 +11,7 @@ unknown-format file is reported as None and the caller rebuilds from the inputs,
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 from array import array
 from collections import Counter
@@ -211,4 +212,12 @@ def load_group(cache_dir: Path, group: str) -> tuple[GroupState, dict[str, Check
 
 
 def save_group(cache_dir: Path, state: GroupState, files: dict[str, Checkpoint]) -> None:
-    atomic_write_bytes(group_path(cache_dir, state.group), encode_group(state, files))
+    """Store the group's state; a state msgpack cannot hold is not stored (the group is rebuilt next time)."""
+    path = group_path(cache_dir, state.group)
+    try:
+        data = encode_group(state, files)
+    except OverflowError:  # a match_id or champion key beyond 64 bits (hostile input)
+        with contextlib.suppress(FileNotFoundError):
+            path.unlink()  # an older cache must not be extended past what it knows
+        return
+    atomic_write_bytes(path, data)

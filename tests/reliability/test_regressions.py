@@ -95,3 +95,32 @@ def test_deeply_nested_record_fails_only_its_file(tmp_path: Path) -> None:
     assert {"SILVER", "GOLD", "PLATINUM", "EMERALD"} <= set(index)
     meta = json.loads((root / "ml_pipeline/history_index.meta.json").read_bytes())
     assert sum(meta["tiers"]["EMERALD"]["skipped"].values()) >= 2
+
+
+def test_match_ids_and_champion_keys_beyond_64_bits_do_not_crash_the_cache(tmp_path: Path) -> None:
+    """Ints msgpack cannot hold (ids 2**70, keys -2**70) are counted; the index is exact; no traceback."""
+    import json
+
+    from tests.reliability.harness import make_root, run_cli
+
+    root = make_root(tmp_path)
+    big = [
+        {
+            "match_id": 2**70 + i,
+            "blue_picks": [1, 2, 3, 4, -(2**70)],
+            "red_picks": [6, 7, 8, 9, 10],
+            "blue_win": True,
+        }
+        for i in range(3)
+    ]
+    (root / "data/processed/matches_IRON.json").write_text(json.dumps(big + big[:1]))
+    first = run_cli(root, "refresh-history")
+    assert first.returncode == 0, first.stderr
+    incremental = (root / "ml_pipeline/history_index.json").read_bytes()
+    assert json.loads(incremental)["IRON"]["n_matches"] == 3
+    with (root / "data/processed/matches_EMERALD.jsonl").open("a") as handle:
+        handle.write(json.dumps({**big[0], "match_id": "E1"}) + "\n")
+    assert run_cli(root, "refresh-history").returncode == 0
+    incremental = (root / "ml_pipeline/history_index.json").read_bytes()
+    assert run_cli(root, "refresh-history", "--full").returncode == 0
+    assert (root / "ml_pipeline/history_index.json").read_bytes() == incremental
