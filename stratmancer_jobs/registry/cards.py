@@ -96,6 +96,20 @@ def _check_fields(card: dict[str, Any], artifacts: frozenset[str]) -> tuple[str,
     return str(elo), timestamp
 
 
+def _non_finite(card: dict[str, Any]) -> str | None:
+    """The path of the first NaN/Infinity anywhere in the card (iterative: cards may nest deeply)."""
+    stack: list[tuple[str, Any]] = [("card", card)]
+    while stack:
+        path, value = stack.pop()
+        if isinstance(value, float) and not math.isfinite(value):
+            return path
+        if isinstance(value, dict):
+            stack.extend((f"{path}.{key}", item) for key, item in value.items())
+        elif isinstance(value, list):
+            stack.extend((f"{path}[{i}]", item) for i, item in enumerate(value))
+    return None
+
+
 def validate_card(file: str, raw: bytes, artifacts: frozenset[str]) -> ValidCard | InvalidCard:
     """Validate one card file's bytes against the set of artifact names present in trained/."""
     name_match = CARD_NAME_RE.match(file)
@@ -111,12 +125,17 @@ def validate_card(file: str, raw: bytes, artifacts: frozenset[str]) -> ValidCard
         return InvalidCard(file, "JSON nested too deeply")
     except json.JSONDecodeError as exc:
         return InvalidCard(file, f"not valid JSON: {exc.msg} at line {exc.lineno} column {exc.colno}")
+    except ValueError as exc:  # an int of thousands of digits (Python's int-size limit)
+        return InvalidCard(file, f"not valid JSON: {str(exc)[:120]}")
     if not isinstance(card, dict):
         return InvalidCard(file, f"card must be a JSON object, got {type(card).__name__}")
     try:
         elo, timestamp = _check_fields(card, artifacts)
     except ValueError as exc:
         return InvalidCard(file, str(exc))
+    where = _non_finite(card)
+    if where is not None:  # json.loads accepts them, but the registry is strict JSON
+        return InvalidCard(file, f"{where} is NaN or Infinity, which is not valid JSON")
     if elo != name_match.group(1):
         return InvalidCard(file, f"file name says elo {name_match.group(1)!r} but the card says {elo!r}")
     return ValidCard(file, elo, timestamp, hashlib.sha256(raw).hexdigest(), card)

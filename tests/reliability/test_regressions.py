@@ -124,3 +124,40 @@ def test_match_ids_and_champion_keys_beyond_64_bits_do_not_crash_the_cache(tmp_p
     incremental = (root / "ml_pipeline/history_index.json").read_bytes()
     assert run_cli(root, "refresh-history", "--full").returncode == 0
     assert (root / "ml_pipeline/history_index.json").read_bytes() == incremental
+
+
+def test_card_with_nan_infinity_or_a_huge_int_is_invalid_not_a_crash(tmp_path: Path) -> None:
+    """NaN / -Infinity / 1e999 in an unchecked field, or a 5000-digit int: that card is listed invalid
+    with a reason and the registry is still written from the good cards."""
+    import json
+
+    from tests.reliability.harness import make_root, run_cli
+
+    root = make_root(tmp_path)
+    cards = root / "ml_pipeline/models/modelcards"
+    head = (
+        '{"elo": "mid", "timestamp": "2030-01-01T00:00:00", "model_file": "draft_mid_xgb_20251101_164237.pkl"'
+    )
+    bodies = [
+        ', "params": {"x": NaN}}',
+        ', "extra": -Infinity}',
+        ', "params": {"x": 1e999}}',
+        ', "n": ' + "9" * 5000 + "}",
+    ]
+    for i, body in enumerate(bodies):
+        (cards / f"modelcard_mid_2030010{i}_000000.json").write_text(head + body)
+    proc = run_cli(root, "refresh-registry")
+    assert proc.returncode == 0, proc.stderr
+    registry = json.loads((root / "ml_pipeline/model_registry.json").read_bytes())
+    invalid = {item["file"]: item["reason"] for item in registry["invalid"]}
+    assert sorted(invalid) == [f"modelcard_mid_2030010{i}_000000.json" for i in range(4)]
+    assert (
+        invalid["modelcard_mid_20300100_000000.json"]
+        == "card.params.x is NaN or Infinity, which is not valid JSON"
+    )
+    assert (
+        invalid["modelcard_mid_20300101_000000.json"]
+        == "card.extra is NaN or Infinity, which is not valid JSON"
+    )
+    assert invalid["modelcard_mid_20300103_000000.json"].startswith("not valid JSON: Exceeds the limit")
+    assert len(registry["models"]) == 4
