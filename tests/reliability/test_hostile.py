@@ -1,0 +1,28 @@
+"""Hypothesis-generated hostile input next to good data, through the real runner (small counts here)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from tests.reliability import hostile
+from tests.reliability.harness import Outcome
+
+
+def _ok(outcome: Outcome) -> None:
+    assert outcome.trials > 0
+    assert not outcome.failures, "\n".join(outcome.failures[: hostile.MAX_REPORTED])
+
+
+def test_hostile_match_files(tmp_path: Path) -> None:
+    """Bad records, bad lines, corrupt/empty/symlinked files: good data exact, bad items reported."""
+    _ok(hostile.match_files(tmp_path, 60))
+
+
+def test_hostile_model_cards(tmp_path: Path) -> None:
+    """Mutated, raw, NaN, deep and symlinked cards: the good cards stay, each bad card has a reason."""
+    _ok(hostile.model_cards(tmp_path, 60))
+
+
+def test_hostile_http_bodies(tmp_path: Path) -> None:
+    """Wrong-shape, binary, NaN, deep and huge versions.json bodies: valid patch or clear error."""
+    _ok(hostile.http_bodies(tmp_path, 60))
