@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import random
 import resource
 import shutil
@@ -286,6 +287,9 @@ def peak_rss_mb() -> float:
 
 
 def measure(mode: str, root: Path) -> dict[str, float]:
+    # Flush the writeback of the files just generated or rewritten, so that it does not land on
+    # (and add noise to) the fsyncs of the run being measured.
+    os.sync()
     result = subprocess.run(
         [sys.executable, __file__, "--worker", mode, "--root", str(root)],
         check=True,

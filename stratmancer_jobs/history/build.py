@@ -254,18 +254,25 @@ def _unchanged(manifest: cache.Manifest, files: list[SourceFile], thresholds: li
 
 
 @contextlib.contextmanager
-def _progress_bar(enabled: bool, total: int) -> Iterator[Callable[[int], None] | None]:
-    """A progress bar over bytes read, on stderr, only when asked (the CLI asks only on a TTY)."""
+def _progress_bar(enabled: bool, total: int, files: int) -> Iterator[Callable[[int], None] | None]:
+    """A progress bar over files and bytes read, on stderr, only when asked (the CLI asks on a TTY)."""
     if not enabled:
         yield None
         return
     from rich.console import Console
     from rich.progress import BarColumn, DownloadColumn, Progress, TextColumn, TimeRemainingColumn
 
-    columns = (TextColumn("history"), BarColumn(), DownloadColumn(), TimeRemainingColumn())
+    columns = (TextColumn("{task.description}"), BarColumn(), DownloadColumn(), TimeRemainingColumn())
     with Progress(*columns, console=Console(stderr=True), transient=True) as bar:
-        task = bar.add_task("read", total=total)
-        yield lambda n: bar.advance(task, n)
+        task = bar.add_task(f"history: 0/{files} files", total=total)
+        done = 0
+
+        def advance(nbytes: int) -> None:
+            nonlocal done
+            done += 1
+            bar.update(task, advance=nbytes, description=f"history: {done}/{files} files")
+
+        yield advance
 
 
 def _unchanged_outcome(manifest: cache.Manifest) -> HistoryOutcome:
@@ -451,9 +458,9 @@ def refresh_history(
         return _unchanged_outcome(manifest)
 
     known = manifest.files if manifest is not None and not full else {}
-    to_read = sum(f.stat.size for f in files if known.get(f.name) != _entry(f.stat))
+    stale = [f for f in files if known.get(f.name) != _entry(f.stat)]
     runs: dict[str, _GroupRun] = {}
-    with _progress_bar(progress, to_read) as advance:
+    with _progress_bar(progress, sum(f.stat.size for f in stale), len(stale)) as advance:
         reader = _Reader(advance)
         for group, members in GROUPS.items():
             group_files = [f for f in files if f.tier in members]
