@@ -11,6 +11,7 @@ import contextlib
 import errno
 import json
 import os
+import re
 import stat
 import tempfile
 from pathlib import Path
@@ -76,11 +77,43 @@ def _keep_owner(tmp_name: str, existing: os.stat_result) -> None:
             os.chown(tmp_name, -1, existing.st_gid)
 
 
+def _pid_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # another user's process
+        return True
+    return True
+
+
+def _remove_dead_temps(directory: Path, name: str) -> None:
+    """Delete this target's temp files left by a writer that was killed mid-write (its pid is gone).
+
+    Without this every SIGKILL inside a write (OOM killer, reboot, timeout) leaves a copy of the file
+    behind for good. A live writer's temp file (its pid exists, even a reused pid) is never touched.
+    """
+    pattern = re.compile(rf"^\.{re.escape(name)}\.(\d+)\.[a-z0-9_]+\.tmp$")
+    try:
+        entries = list(os.scandir(directory))
+    except OSError:
+        return
+    for entry in entries:
+        match = pattern.match(entry.name)
+        if match is None:
+            continue
+        pid = int(match.group(1))
+        if pid != os.getpid() and not _pid_alive(pid):
+            with contextlib.suppress(OSError):
+                os.unlink(entry.path)
+
+
 def atomic_write_bytes(path: Path, data: bytes, *, mode: int | None = None) -> None:
     """Replace ``path`` with ``data`` atomically; raise StorageError naming the path on failure.
 
-    The temp file's name starts with a dot and ends in ``.tmp`` so that directory scanners (the
-    history job, node_exporter's ``*.prom`` collector) never pick it up.
+    The temp file's name (``.{name}.{pid}.XXXXXXXX.tmp``) starts with a dot and ends in ``.tmp`` so
+    that directory scanners (the history job, node_exporter's ``*.prom`` collector) never pick it up;
+    the pid lets a later write remove what a killed writer left.
     """
     path = Path(path)
     directory = path.parent
@@ -100,7 +133,8 @@ def atomic_write_bytes(path: Path, data: bytes, *, mode: int | None = None) -> N
         mode = stat.S_IMODE(existing.st_mode) if existing is not None else DEFAULT_MODE
     tmp_name: str | None = None
     try:
-        fd, tmp_name = tempfile.mkstemp(dir=directory, prefix=f".{path.name}.", suffix=".tmp")
+        _remove_dead_temps(directory, path.name)
+        fd, tmp_name = tempfile.mkstemp(dir=directory, prefix=f".{path.name}.{os.getpid()}.", suffix=".tmp")
         try:
             with os.fdopen(fd, "wb") as handle:
                 handle.write(data)

@@ -167,6 +167,7 @@ def crashes(base: Path, cmd: str, trials: int, *, seed: int = 0, slow_writes: fl
                 hooks=True,
             )
             lengths[slow] = time.monotonic() - t0
+        inside_writes = 0
         for trial in range(trials):
             out.trials += 1
             slow = trial % 2 == 1
@@ -196,15 +197,23 @@ def crashes(base: Path, cmd: str, trials: int, *, seed: int = 0, slow_writes: fl
                 out.fail(f"{where}: {lock.name} held {waited:.2f}s after the kill")
             if not lock.exists():
                 out.fail(f"{where}: {lock.name} deleted")
+            temps = list(root.rglob(".*.tmp"))
+            inside_writes += bool(temps)
             nxt = run_cli(root, "-q", cmd, env=env)
             if nxt.returncode != 0:
                 out.fail(f"{where}: next run exit {nxt.returncode}: {tail(nxt.stderr)}")
                 continue
+            stale = [str(p.relative_to(root)) for p in temps if p.exists()]
+            if stale:
+                out.fail(f"{where}: temp files of the killed writer left after the next run: {stale}")
             if cmd == "refresh-history":
                 incremental = (root / outputs[0]).read_bytes()
                 full = run_cli(root, "-q", cmd, "--full", env=env)
                 if full.returncode != 0 or (root / outputs[0]).read_bytes() != incremental:
                     out.fail(f"{where}: incremental index differs from --full ({tail(full.stderr)})")
+    out.checked += (
+        f"; {inside_writes} kills landed inside a write (temp file left), none left after the next run"
+    )
     return out
 
 

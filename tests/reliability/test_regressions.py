@@ -161,3 +161,23 @@ def test_card_with_nan_infinity_or_a_huge_int_is_invalid_not_a_crash(tmp_path: P
     )
     assert invalid["modelcard_mid_20300103_000000.json"].startswith("not valid JSON: Exceeds the limit")
     assert len(registry["models"]) == 4
+
+
+def test_temp_files_of_killed_writers_are_removed_by_the_next_write(tmp_path: Path) -> None:
+    """A SIGKILL inside a write leaves ``.name.PID.xxx.tmp``; the next write of that file removes it
+    when PID is gone, and never touches a live writer's temp file or another target's."""
+    import subprocess
+    import sys
+
+    dead = subprocess.run(
+        [sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True
+    )
+    dead_pid = int(dead.stdout)
+    target = tmp_path / "history_index.json"
+    left = tmp_path / f".history_index.json.{dead_pid}.abcd1234.tmp"
+    live = tmp_path / f".history_index.json.{os.getppid()}.abcd1234.tmp"
+    other = tmp_path / f".history_index.json.meta.{dead_pid}.abcd1234.tmp"
+    for path in (left, live, other):
+        path.write_text("partial")
+    atomic_write_text(target, "new")
+    assert sorted(p.name for p in tmp_path.iterdir()) == sorted([target.name, live.name, other.name])
