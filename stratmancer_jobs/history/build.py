@@ -478,7 +478,6 @@ def refresh_history(
             f"({sum(skipped.values())} records skipped)"
         )
     data, sizes = _render(jobs, thresholds, parallel)
-    _write_if_changed(layout.history_index, data)
 
     tiers = tuple(t for t in TIERS if t in sizes)
     groups = tuple(g for g in GROUPS if g in sizes)
@@ -488,10 +487,21 @@ def refresh_history(
     invalid = sum(skipped[r] for r in INVALID_REASONS)
     previous_total = manifest.totals.matches if manifest is not None else 0
     totals = cache.Totals(list(tiers), list(groups), matches, pairs, duplicates, invalid)
-    _write_sidecar(layout, runs, files, sizes, skipped, limits, errors, now)
-    for run in runs.values():
-        if run.changed and not run.errors:
-            cache.save_group(cache_dir, run.state, run.checkpoints)
+    # The index, the sidecar and the group caches are independent files (each self-consistent): write
+    # them side by side so that their fsyncs overlap. The manifest, which vouches for all of them,
+    # comes last.
+    with ThreadPoolExecutor(max_workers=3) as pool:
+        writes = [
+            pool.submit(_write_if_changed, layout.history_index, data),
+            pool.submit(_write_sidecar, layout, runs, files, sizes, skipped, limits, errors, now),
+        ]
+        writes += [
+            pool.submit(cache.save_group, cache_dir, run.state, run.checkpoints)
+            for run in runs.values()
+            if run.changed and not run.errors
+        ]
+        for write in writes:
+            write.result()
     if errors:
         with contextlib.suppress(FileNotFoundError):
             cache.manifest_path(cache_dir).unlink()  # a bad file must be looked at again next run
