@@ -290,26 +290,56 @@ def storage_faults(base: Path, *, real_mounts: bool | None = None) -> Outcome:
     how = "real ro bind mount and tmpfs" if mounts else "simulated EROFS/ENOSPC"
     out = Outcome("storage faults", checked=f"exit 1/2, error names the path, previous files intact ({how})")
 
-    # read-only output directory
+    # read-only output directory, for each job
+    with _server() as server:
+        env = {"STRATMANCER_DDRAGON_URL": server.base_url}
+        for n, (cmd, (_, outputs)) in enumerate(JOBS.items()):
+            out.trials += 1
+            root = make_root(base, f"readonly-{n}")
+            run_cli(root, "-q", cmd, env=env)
+            _change_inputs(cmd, root, random.Random(n), 1000 + n, server)
+            before = snapshot(root, outputs)
+            target = (root / outputs[0]).parent
+            if mounts:
+                subprocess.run(["mount", "--bind", str(target), str(target)], check=True)
+                try:
+                    subprocess.run(["mount", "-o", "remount,ro,bind", str(target)], check=True)
+                    proc = run_cli(root, cmd, env=env)
+                finally:
+                    umount(target)
+            else:
+                fault = {**env, "STRATMANCER_TEST_FAULT": f"EROFS:{target}"}
+                proc = run_cli(root, cmd, env=fault, hooks=True)
+            _expect_failure(out, f"{cmd}, read-only output dir", proc, root / outputs[0])
+            if snapshot(root, outputs) != before:
+                out.fail(f"{cmd}, read-only output dir: a previous output changed")
+
+    # disk full under the state file: the job is not run, the previous state is intact
     out.trials += 1
-    root = make_root(base, "readonly")
+    root = make_root(base, "statefull")
     run_cli(root, "-q", "refresh-registry")
-    ml = root / "ml_pipeline"
-    registry = ml / "model_registry.json"
-    before = registry.read_bytes()
-    (root / "ml_pipeline/models/trained/extra.pkl").write_bytes(b"x")  # a change to write
+    state_dir = root / "state"
+    before_state = snapshot(root, [STATE])
     if mounts:
-        subprocess.run(["mount", "--bind", str(ml), str(ml)], check=True)
+        saved = base / "statefull-saved"
+        shutil.copytree(state_dir, saved)
+        subprocess.run(["mount", "-t", "tmpfs", "-o", "size=64k", "tmpfs", str(state_dir)], check=True)
         try:
-            subprocess.run(["mount", "-o", "remount,ro,bind", str(ml)], check=True)
+            shutil.copytree(saved, state_dir, dirs_exist_ok=True)
+            free = os.statvfs(state_dir).f_bavail * os.statvfs(state_dir).f_frsize
+            (state_dir / "filler").write_bytes(b"\0" * free)
             proc = run_cli(root, "refresh-registry")
+            intact = snapshot(root, [STATE]) == before_state
         finally:
-            umount(ml)
+            umount(state_dir)
     else:
-        proc = run_cli(root, "refresh-registry", env={"STRATMANCER_TEST_FAULT": f"EROFS:{ml}"}, hooks=True)
-    _expect_failure(out, "read-only output dir", proc, registry)
-    if registry.read_bytes() != before:
-        out.fail("read-only output dir: the previous registry changed")
+        proc = run_cli(
+            root, "refresh-registry", env={"STRATMANCER_TEST_FAULT": f"ENOSPC:{state_dir}"}, hooks=True
+        )
+        intact = snapshot(root, [STATE]) == before_state
+    _expect_failure(out, "disk full under state/", proc, root / STATE)
+    if not intact:
+        out.fail("disk full under state/: the previous state changed")
 
     # disk full while writing the history index
     out.trials += 1
