@@ -211,6 +211,8 @@ def parse_json_body(body: bytes, shown_url: str) -> Any:
         raise FetchError(f"{shown_url} did not return JSON (not UTF-8 text)") from None
     except RecursionError:
         raise FetchError(f"{shown_url} did not return usable JSON (nested too deeply)") from None
+    except ValueError:  # an int of thousands of digits (Python's int-size limit)
+        raise FetchError(f"{shown_url} did not return usable JSON (a number too large)") from None
 
 
 def get_json(

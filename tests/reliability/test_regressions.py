@@ -181,3 +181,21 @@ def test_temp_files_of_killed_writers_are_removed_by_the_next_write(tmp_path: Pa
         path.write_text("partial")
     atomic_write_text(target, "new")
     assert sorted(p.name for p in tmp_path.iterdir()) == sorted([target.name, live.name, other.name])
+
+
+def test_versions_body_with_a_huge_number_is_a_clear_fetch_error(tmp_path: Path) -> None:
+    """``[999...9]`` (5000 digits) from Data Dragon is an error naming the URL, not a traceback;
+    the existing meta.json is kept byte for byte."""
+    from tests.ddragon_server import DDragonServer, Reply
+    from tests.reliability.harness import make_root, run_cli
+
+    root = make_root(tmp_path)
+    meta = root / "config/meta.json"
+    meta.write_text('{"patch": "15.20"}')
+    with DDragonServer() as server:
+        server.script("/api/versions.json", Reply(body=b"[" + b"9" * 5000 + b"]"))
+        proc = run_cli(root, "refresh-patch", env={"STRATMANCER_DDRAGON_URL": server.base_url})
+    assert proc.returncode == 1, proc.stderr
+    assert "Traceback" not in proc.stderr
+    assert "api/versions.json did not return usable JSON (a number too large)" in proc.stderr
+    assert meta.read_text() == '{"patch": "15.20"}'
