@@ -134,7 +134,7 @@ def _change_inputs(cmd: str, root: Path, rng: random.Random, serial: int, server
         server.script("/api/versions.json", json_reply([f"16.{serial % 30}.1", *VERSIONS]))
 
 
-def crashes(base: Path, cmd: str, trials: int, *, seed: int = 0, slow_writes: float = 0.02) -> Outcome:
+def crashes(base: Path, cmd: str, trials: int, *, seed: int = 0, slow_writes: float = 0.05) -> Outcome:
     """SIGKILL ``cmd`` at a random moment of its run ``trials`` times, checking everything after each kill.
 
     Half the trials slow every fsync/replace down (``hooks/sitecustomize.py``) so that kills land inside
@@ -158,7 +158,8 @@ def crashes(base: Path, cmd: str, trials: int, *, seed: int = 0, slow_writes: fl
             out.fail(f"first run exit {first.returncode}: {tail(first.stderr)}")
             return out
         lengths: dict[bool, float] = {}
-        for slow in (False, True):
+        for slow in (False, True):  # the length of a run with changed inputs, as in the trials
+            _change_inputs(cmd, root, rng, -1 - slow, server)
             t0 = time.monotonic()
             run_cli(
                 root,
