@@ -334,3 +334,13 @@ def test_cli_refresh_history_on_the_shipped_sample(tmp_path: Path) -> None:
     assert {"GOLD", "SILVER", "PLATINUM", "DIAMOND", "EMERALD", "LOW", "MID", "HIGH"} == set(data)
     assert data["GOLD"]["n_matches"] == 90
     assert data["EMERALD"]["n_matches"] == 30
+
+
+def test_deleted_index_is_rewritten_from_the_cache(seeded: Path) -> None:
+    """Losing the index (but not the inputs) rewrites it, byte-identical, without re-reading inputs."""
+    refresh(seeded)
+    before = index_bytes(seeded)
+    (seeded / "ml_pipeline" / "history_index.json").unlink()
+    outcome = refresh(seeded)
+    assert outcome.files_read == 0
+    assert index_bytes(seeded) == before
