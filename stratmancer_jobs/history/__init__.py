@@ -9,5 +9,6 @@ through ``atomicio``):
 * ``aggregate`` -- thresholds and rounding -> the StratMancer-compatible index, deterministic bytes
 * ``sources``   -- the one place input files are stat'ed, fingerprinted and read
 * ``cache``     -- the incremental state (checkpoints, seen ids, counts), crash-safe and validated
+* ``parallel``  -- building and rendering entries on the second core (fork), with a serial fallback
 * ``build``     -- the refresh itself: plan, read, count, write
 """

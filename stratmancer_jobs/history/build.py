@@ -5,6 +5,13 @@ unchanged, extended with the records appended to its files, or rebuilt from its 
 is missing / invalid, a file was rewritten rather than appended, or an appended record would have come
 first in canonical order. Whatever the path, the counts are those of a full rebuild, so the index
 bytes are identical.
+
+Order of writes: the index, the sidecar and the group caches (each self-consistent), then the
+manifest that vouches for them; a crash in between leaves a manifest that no longer matches, so the
+next run re-checks every file against the caches instead of trusting "nothing changed".
+Where the time goes (200,000 matches, 450 MB): full rebuild ~1.2 s (msgspec decode ~0.35 s, counting
+~0.5 s, entries + rendering ~0.15 s on two cores); a 1% append ~0.3 s (CRC of every counted byte,
+caches, entries); no change ~3 ms (stats and 128 KiB per file). See ``scripts/bench_history.py``.
 """
 
 from __future__ import annotations
