@@ -1,6 +1,6 @@
 """Run the reliability scenarios of tests/reliability at large counts and print one table.
 
-    python scripts/reliability.py                      # 3x20 load + 20 readers, 50 kills per job, ...
+    python scripts/reliability.py                      # 3x20 load + 20 readers, 50 SIGKILLs per job, ...
     python scripts/reliability.py --kills 100 --examples 500
     python scripts/reliability.py --only crash
 
@@ -12,6 +12,7 @@ the table.
 from __future__ import annotations
 
 import argparse
+import signal
 import sys
 import tempfile
 import time
@@ -33,7 +34,17 @@ def _plan(args: argparse.Namespace) -> list[tuple[str, Callable[[Path], Outcome]
         plan.append(
             (f"crash {cmd}", lambda base, cmd=cmd: scenarios.crashes(base, cmd, args.kills, seed=args.seed))
         )
+    for cmd in JOBS:
+        plan.append(
+            (
+                f"sigterm {cmd}",
+                lambda base, cmd=cmd: scenarios.crashes(
+                    base, cmd, args.kills // 2, seed=args.seed, sig=signal.SIGTERM
+                ),
+            )
+        )
     plan += [
+        ("corrupt cache", lambda base: scenarios.corrupt_cache(base, seed=args.seed)),
         ("bad matches", lambda base: hostile.match_files(base, args.examples, rng_seed=args.seed)),
         ("bad cards", lambda base: hostile.model_cards(base, args.examples, rng_seed=args.seed)),
         ("bad http", lambda base: hostile.http_bodies(base, args.examples, rng_seed=args.seed)),

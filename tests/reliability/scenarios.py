@@ -15,6 +15,7 @@ import signal
 import stat
 import subprocess
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 from tests.ddragon_server import DDragonServer, closed_port_url, json_reply
@@ -134,16 +135,25 @@ def _change_inputs(cmd: str, root: Path, rng: random.Random, serial: int, server
         server.script("/api/versions.json", json_reply([f"16.{serial % 30}.1", *VERSIONS]))
 
 
-def crashes(base: Path, cmd: str, trials: int, *, seed: int = 0, slow_writes: float = 0.05) -> Outcome:
-    """SIGKILL ``cmd`` at a random moment of its run ``trials`` times, checking everything after each kill.
+def crashes(
+    base: Path,
+    cmd: str,
+    trials: int,
+    *,
+    seed: int = 0,
+    slow_writes: float = 0.05,
+    sig: signal.Signals = signal.SIGKILL,
+) -> Outcome:
+    """SIGKILL (or ``sig``) ``cmd`` at a random moment of its run ``trials`` times, checking everything
+    after each kill.
 
     Half the trials slow every fsync/replace down (``hooks/sitecustomize.py``) so that kills land inside
     atomic writes too; the kill moment is uniform over the measured length of such a run.
     """
     job_id, outputs = JOBS[cmd]
     out = Outcome(
-        f"crash {cmd}",
-        checked="after SIGKILL: state and outputs parse and are old or new, "
+        f"crash {cmd}" + ("" if sig == signal.SIGKILL else f" ({sig.name})"),
+        checked=f"after {sig.name}: state and outputs parse and are old or new, "
         "lock free and kept, next run exit 0"
         + (", incremental index == --full" if cmd == "refresh-history" else ""),
     )
@@ -181,7 +191,7 @@ def crashes(base: Path, cmd: str, trials: int, *, seed: int = 0, slow_writes: fl
             with started([command(root, "-q", cmd)], trial_env) as (proc,):
                 time.sleep(delay)
                 finished_first = proc.poll() is not None
-                proc.send_signal(signal.SIGKILL)
+                proc.send_signal(sig)
                 proc.wait(timeout=30)
             where = f"trial {trial} (kill at {delay:.3f}s{', run had finished' if finished_first else ''})"
             after = snapshot(root, rels)
@@ -243,8 +253,7 @@ def corrupt_state(base: Path) -> Outcome:
         out.trials += 1
         root = make_root(base, f"corrupt-{kind.replace(' ', '-')}")
         state = root / STATE
-        for _ in range(3):
-            run_cli(root, "-q", "refresh-registry")
+        run_cli(root, "-q", "refresh-registry")
         if kind == "truncated":
             content = state.read_bytes()[: state.stat().st_size // 2]
         state.write_bytes(content)
@@ -621,4 +630,53 @@ def permissions(base: Path) -> Outcome:
         out.trials += 1
         if not (fresh / "state/locks" / f"{job_id}.lock").exists():
             out.fail(f"lock file of {job_id} missing after its run")
+    return out
+
+
+def corrupt_cache(base: Path, *, seed: int = 0) -> Outcome:
+    """Damaged history cache files: the next incremental run still yields exactly the --full index."""
+    out = Outcome(
+        "corrupt history cache",
+        checked="empty/garbage/wrong-schema manifest, truncated/flipped/empty group files, cache dir "
+        "missing or a file: next run exit 0 and its index byte-identical to --full",
+    )
+    rng = random.Random(seed)
+    root = make_root(base, "cache")
+    cache = root / "state/history_cache"
+    index = root / "ml_pipeline/history_index.json"
+    first = run_cli(root, "-q", "refresh-history")
+    if first.returncode != 0:
+        out.fail(f"first run: {tail(first.stderr)}")
+        return out
+
+    def flip(path: Path) -> None:
+        data = bytearray(path.read_bytes())
+        data[len(data) // 2] ^= 0x01
+        path.write_bytes(bytes(data))
+
+    damage: dict[str, Callable[[], None]] = {
+        "manifest empty": lambda: (cache / "manifest.json").write_bytes(b""),
+        "manifest garbage": lambda: (cache / "manifest.json").write_bytes(b"\xff{garbage"),
+        "manifest wrong schema": lambda: (cache / "manifest.json").write_text('{"format": 1, "files": 3}'),
+        "group truncated": lambda: (cache / "group_MID.bin").write_bytes(
+            (cache / "group_MID.bin").read_bytes()[:100]
+        ),
+        "group flipped byte": lambda: flip(cache / "group_LOW.bin"),
+        "group empty": lambda: (cache / "group_HIGH.bin").write_bytes(b""),
+        "cache dir missing": lambda: shutil.rmtree(cache),
+    }
+    for serial, (kind, spoil) in enumerate(damage.items()):
+        out.trials += 1
+        _grow_history(root, rng, 5000 + serial)
+        run_cli(root, "-q", "refresh-history")  # a cache that matches the inputs ...
+        _grow_history(root, rng, 6000 + serial)
+        spoil()  # ... then damaged
+        nxt = run_cli(root, "-q", "refresh-history")
+        incremental = index.read_bytes() if index.exists() else b""
+        full = run_cli(root, "-q", "refresh-history", "--full")
+        if nxt.returncode != 0 or full.returncode != 0 or index.read_bytes() != incremental:
+            out.fail(
+                f"{kind}: exit {nxt.returncode}/{full.returncode}, index equal to --full: "
+                f"{index.read_bytes() == incremental}; {tail(nxt.stderr)}"
+            )
     return out

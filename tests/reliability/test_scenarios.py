@@ -5,6 +5,7 @@ Each scenario returns its failures as readable lines; the assertion shows them a
 
 from __future__ import annotations
 
+import signal
 from pathlib import Path
 
 import pytest
@@ -27,6 +28,16 @@ def test_load_counts_add_up_and_status_never_tears(tmp_path: Path) -> None:
 def test_sigkill_at_random_moments_loses_nothing(tmp_path: Path, cmd: str) -> None:
     """SIGKILL mid-run (also inside slowed-down writes): files old or new, lock free, next run fine."""
     _ok(scenarios.crashes(tmp_path, cmd, trials=4, seed=len(cmd)))
+
+
+def test_sigterm_at_random_moments_loses_nothing(tmp_path: Path) -> None:
+    """SIGTERM mid-run (history here; every job in the script): files old or new, lock free."""
+    _ok(scenarios.crashes(tmp_path, "refresh-history", trials=3, seed=7, sig=signal.SIGTERM))
+
+
+def test_corrupt_history_cache_falls_back_to_exact_numbers(tmp_path: Path) -> None:
+    """Damaged manifest or group files, or no cache dir: the next index equals a --full rebuild."""
+    _ok(scenarios.corrupt_cache(tmp_path))
 
 
 def test_corrupt_state_is_preserved_and_reported(tmp_path: Path) -> None:
