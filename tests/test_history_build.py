@@ -344,3 +344,17 @@ def test_deleted_index_is_rewritten_from_the_cache(seeded: Path) -> None:
     outcome = refresh(seeded)
     assert outcome.files_read == 0
     assert index_bytes(seeded) == before
+
+
+def test_other_files_are_ignored_and_said_so_at_debug(seeded: Path, caplog: pytest.LogCaptureFixture) -> None:
+    """Files that are not tier files are ignored; each is named in a debug line (shown with -v)."""
+    (processed(seeded) / "matches_gold.json").write_text("[]")
+    (processed(seeded) / "matches_WOOD.json").write_text("[]")
+    (processed(seeded) / "README.txt").write_text("notes")
+    with caplog.at_level(logging.DEBUG, logger="tests.history"):
+        outcome = refresh(seeded)
+    assert outcome.tiers == ("SILVER", "GOLD", "DIAMOND")
+    messages = [r.getMessage() for r in caplog.records if r.levelno == logging.DEBUG]
+    ignored = [message for message in messages if "ignoring" in message]
+    assert len(ignored) == 3
+    assert any("matches_WOOD.json" in message for message in ignored)
