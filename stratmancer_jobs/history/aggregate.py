@@ -152,8 +152,11 @@ def join_fragments(fragments: Mapping[str, bytes]) -> bytes:
     """The top-level object around rendered entries, keys sorted, as ``dump_json`` writes it."""
     if not fragments:
         return b"{}\n"
-    parts = [b'  "' + key.encode("ascii") + b'": ' + fragments[key] for key in sorted(fragments)]
-    return b"{\n" + b",\n".join(parts) + b"\n}\n"
+    parts: list[bytes] = []
+    for key in sorted(fragments):
+        parts += (b',\n  "' if parts else b'{\n  "', key.encode("ascii"), b'": ', fragments[key])
+    parts.append(b"\n}\n")
+    return b"".join(parts)  # one copy of the (tens of MB of) fragments, not two
 
 
 def entry_stats(entry: Entry) -> dict[str, int]:
