@@ -29,6 +29,7 @@ from tests.reliability.harness import (
     child_env,
     command,
     job_counts,
+    lock_free,
     make_root,
     problem_with,
     run_cli,
@@ -679,4 +680,50 @@ def corrupt_cache(base: Path, *, seed: int = 0) -> Outcome:
                 f"{kind}: exit {nxt.returncode}/{full.returncode}, index equal to --full: "
                 f"{index.read_bytes() == incremental}; {tail(nxt.stderr)}"
             )
+    return out
+
+
+def timeouts(base: Path, trials: int, *, seed: int = 0) -> Outcome:
+    """refresh-history stopped by ``--timeout`` at random moments (writes slowed down): each run is
+    recorded as failed, files parse, the lock is free, and the next incremental run equals --full."""
+    out = Outcome(
+        "timeouts refresh-history",
+        checked="random --timeout during slowed writes: exit 1 and 'timed out' recorded, files parse, "
+        "lock free, no traceback, next incremental index == --full",
+    )
+    rng = random.Random(seed)
+    root = make_root(base, "timeouts")
+    lock = root / "state/locks/refresh_history_index.lock"
+    index = root / "ml_pipeline/history_index.json"
+    rels = (STATE, index.relative_to(root).as_posix(), "ml_pipeline/history_index.meta.json")
+    run_cli(root, "-q", "refresh-history")
+    for trial in range(trials):
+        out.trials += 1
+        _grow_history(root, rng, 7000 + trial)
+        limit = f"{rng.uniform(0.01, 0.4):.3f}"
+        proc = run_cli(
+            root,
+            "refresh-history",
+            "--timeout",
+            limit,
+            env={"STRATMANCER_TEST_SLOW_WRITES": "0.05"},
+            hooks=True,
+        )
+        where = f"trial {trial} (--timeout {limit})"
+        timed_out = proc.returncode == 1 and "timed out" in proc.stderr
+        if not (proc.returncode == 0 or timed_out) or "Traceback" in proc.stderr:
+            out.fail(f"{where}: exit {proc.returncode}: {tail(proc.stderr)}")
+        problems = [p for rel in rels if (p := problem_with(root, rel)) is not None]
+        if problems or not lock_free(lock):
+            out.fail(f"{where}: {problems or 'lock still held'}")
+        nxt = run_cli(root, "-q", "refresh-history")
+        incremental = index.read_bytes()
+        full = run_cli(root, "-q", "refresh-history", "--full")
+        if nxt.returncode or full.returncode or index.read_bytes() != incremental:
+            out.fail(
+                f"{where}: next run {nxt.returncode}, --full {full.returncode}, equal "
+                f"{index.read_bytes() == incremental}: {tail(nxt.stderr + full.stderr)}"
+            )
+    errors = job_counts(root, "refresh_history_index")[1]
+    out.checked += f"; {errors} of {trials} runs timed out"
     return out

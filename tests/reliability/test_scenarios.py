@@ -35,6 +35,11 @@ def test_sigterm_at_random_moments_loses_nothing(tmp_path: Path) -> None:
     _ok(scenarios.crashes(tmp_path, "refresh-history", trials=3, seed=7, sig=signal.SIGTERM))
 
 
+def test_timeouts_at_random_moments_lose_nothing(tmp_path: Path) -> None:
+    """--timeout stopping refresh-history inside slowed writes: recorded, files intact, lock free."""
+    _ok(scenarios.timeouts(tmp_path, trials=3, seed=1))
+
+
 def test_corrupt_history_cache_falls_back_to_exact_numbers(tmp_path: Path) -> None:
     """Damaged manifest or group files, or no cache dir: the next index equals a --full rebuild."""
     _ok(scenarios.corrupt_cache(tmp_path))
