@@ -416,6 +416,14 @@ BODIES = st.one_of(
     ),
 )
 
+REALMS = st.one_of(
+    BODIES,
+    st.fixed_dictionaries({"v": JSONISH | st.text() | st.from_regex(r"\A\d{1,3}\.\d{1,3}\.\d{1,3}\Z")}).map(
+        lambda v: json.dumps(v).encode()
+    ),
+    st.sampled_from([b'{"v": NaN}', b'{"v": "16.23.1\\u0000\\n"}', b'{"v": "' + b"1" * 100000 + b'"}']),
+)
+
 
 def http_bodies(base: Path, examples: int, *, rng_seed: int = 0) -> Outcome:
     """Hostile versions.json bodies from a real 127.0.0.1 server: a usable patch or a clear error naming
@@ -431,8 +439,12 @@ def http_bodies(base: Path, examples: int, *, rng_seed: int = 0) -> Outcome:
         env = {"TZ": "UTC", "STRATMANCER_DDRAGON_URL": server.base_url, "STRATMANCER_RETRY_INSTANT": "1"}
 
         @_hypothesis(examples, rng_seed)
-        @given(body=BODIES, status=st.sampled_from([200, 200, 200, 404, 503]))
-        def example(body: bytes, status: int) -> None:
+        @given(
+            body=BODIES,
+            status=st.sampled_from([200, 200, 200, 404, 503]),
+            realm=st.none() | REALMS,
+        )
+        def example(body: bytes, status: int, realm: bytes | None) -> None:
             out.trials += 1
             root = _fresh(base, counter)
             meta = root / "config/meta.json"
@@ -441,6 +453,11 @@ def http_bodies(base: Path, examples: int, *, rng_seed: int = 0) -> Outcome:
                 "/api/versions.json",
                 Reply(status=status, body=body, headers={"Content-Type": "application/json"}),
             )
+            if realm is not None:  # the realms cross-check is on, and its body is hostile too
+                (root / "config/jobs.toml").write_text("[patch]\ncross_check = true\n")
+                server.script(
+                    "/realms/na.json", Reply(body=realm, headers={"Content-Type": "application/json"})
+                )
             outcome, logs = _run("refresh_patch_meta", load_settings(root, env))
             problems: list[str] = []
             if logs.tracebacks():
@@ -450,13 +467,16 @@ def http_bodies(base: Path, examples: int, *, rng_seed: int = 0) -> Outcome:
                 major, minor = ([*data["patch"].split("."), "x"])[:2]
                 if not (major.isdigit() and minor.isdigit() and data.get("keep") is True):
                     problems.append(f"wrote an invalid patch {data.get('patch')!r}")
+                if realm is not None and "cross_check" not in data:
+                    problems.append("cross-check enabled but not recorded")
             else:
                 if meta.read_bytes() != previous:
                     problems.append("meta.json changed although the run failed")
                 if "versions.json" not in (outcome.error or ""):
                     problems.append(f"error does not name the URL: {outcome.error}")
             if problems:
-                out.fail(f"example {out.trials} (HTTP {status}, body {body[:60]!r}): " + "; ".join(problems))
+                shown = f"HTTP {status}, body {body[:60]!r}, realm {(realm or b'')[:60]!r}"
+                out.fail(f"example {out.trials} ({shown}): " + "; ".join(problems))
             shutil.rmtree(root, ignore_errors=True)
 
         example()
