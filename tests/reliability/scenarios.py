@@ -136,6 +136,18 @@ def _change_inputs(cmd: str, root: Path, rng: random.Random, serial: int, server
         server.script("/api/versions.json", json_reply([f"16.{serial % 30}.1", *VERSIONS]))
 
 
+def _essence(rel: str, raw: bytes | None) -> object:
+    """A file's content without the parts that change on every run (timestamps, change reports)."""
+    if raw is None or rel.endswith("history_index.json"):
+        return raw
+    data = json.loads(raw)
+    if rel.endswith("model_registry.json"):
+        return [data[key] for key in ("active", "models", "invalid")]
+    if rel.endswith("meta.json") and rel.startswith("config"):
+        return [data.get(key) for key in ("patch", "version", "source")]
+    return {k: v for k, v in data.items() if k != "generated_at"}
+
+
 def crashes(
     base: Path,
     cmd: str,
@@ -154,7 +166,7 @@ def crashes(
     job_id, outputs = JOBS[cmd]
     out = Outcome(
         f"crash {cmd}" + ("" if sig == signal.SIGKILL else f" ({sig.name})"),
-        checked=f"after {sig.name}: state and outputs parse and are old or new, "
+        checked=f"after {sig.name}: state and outputs parse, outputs are the old or the new version, "
         "lock free and kept, next run exit 0"
         + (", incremental index == --full" if cmd == "refresh-history" else ""),
     )
@@ -218,6 +230,12 @@ def crashes(
             stale = [str(p.relative_to(root)) for p in temps if p.exists()]
             if stale:
                 out.fail(f"{where}: temp files of the killed writer left after the next run: {stale}")
+            # old or new: what the kill left is what was there before, or what a completed run makes
+            # of the same inputs (compared without the fields that hold the time of the run)
+            new = snapshot(root, outputs)
+            for rel in outputs:
+                if _essence(rel, after[rel]) not in (_essence(rel, before[rel]), _essence(rel, new[rel])):
+                    out.fail(f"{where}: {rel} is neither the old nor the new version")
             if cmd == "refresh-history":
                 incremental = (root / outputs[0]).read_bytes()
                 full = run_cli(root, "-q", cmd, "--full", env=env)
