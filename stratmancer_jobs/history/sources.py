@@ -52,7 +52,7 @@ def fingerprint_bytes(head: bytes, tail: bytes, size: int) -> str:
     return digest.hexdigest()
 
 
-Buf = bytes | mmap.mmap  # file contents: mapped, not copied (reading 450 MB into bytes costs 10x more)
+Buf = bytes | mmap.mmap  # file contents (read, not mapped: see ``mapped``); decoders accept both
 
 
 def fingerprint_of(buf: Buf) -> str:
@@ -120,22 +120,19 @@ def scan(directory: Path) -> tuple[list[SourceFile], list[str]]:
 
 @contextlib.contextmanager
 def mapped(source: SourceFile) -> Iterator[tuple[Buf, FileStat]]:
-    """The file's bytes (memory-mapped) and the stat that goes with them (taken on the open file)."""
+    """The file's bytes and the stat that goes with them (taken on the open file).
+
+    Read, not memory-mapped: the collector rewrites tier files in place (truncate, then write), and
+    touching a mapped page past the new end of the file kills the whole process with SIGBUS. A read
+    racing a rewrite only sees a short or torn file, which the decoder reports as a bad file.
+    """
     try:
-        with source.path.open("rb") as handle:
+        with source.path.open("rb", buffering=0) as handle:
             st = os.fstat(handle.fileno())
-            if st.st_size == 0:
-                buf: Buf = b""
-            else:
-                buf = mmap.mmap(handle.fileno(), 0, access=mmap.ACCESS_READ)
+            buf: Buf = handle.read() or b""
     except (OSError, ValueError) as exc:
         raise InputError(f"cannot read {source.path}: {exc}") from None
-    try:
-        yield buf, FileStat(len(buf), st.st_mtime_ns, fingerprint_of(buf))
-    finally:
-        if isinstance(buf, mmap.mmap):
-            with contextlib.suppress(BufferError):  # a view still alive: the GC unmaps it later
-                buf.close()
+    yield buf, FileStat(len(buf), st.st_mtime_ns, fingerprint_of(buf))
 
 
 @dataclass(frozen=True)

@@ -199,3 +199,30 @@ def test_versions_body_with_a_huge_number_is_a_clear_fetch_error(tmp_path: Path)
     assert "Traceback" not in proc.stderr
     assert "api/versions.json did not return usable JSON (a number too large)" in proc.stderr
     assert meta.read_text() == '{"patch": "15.20"}'
+
+
+def test_tier_file_truncated_while_being_read_does_not_kill_the_process(tmp_path: Path) -> None:
+    """The collector truncates a tier file in place while refresh-history holds its contents: with a
+    memory map, touching the buffer then killed the process with SIGBUS (exit -7, nothing recorded)."""
+    import subprocess
+    import sys
+
+    from tests.reliability.harness import REPO
+
+    code = """
+import sys
+from pathlib import Path
+from stratmancer_jobs.history import sources
+path = Path(sys.argv[1])
+path.write_bytes(b"[" + b" " * 1_000_000 + b"]")
+files, _ = sources.scan(path.parent)
+with sources.mapped(files[0]) as (buf, stat):
+    path.write_bytes(b"")  # what open('w') in the collector does
+    print(buf[-1], stat.size)
+"""
+    target = tmp_path / "matches_GOLD.json"
+    done = subprocess.run(
+        [sys.executable, "-c", code, str(target)], capture_output=True, text=True, cwd=REPO, check=False
+    )
+    assert done.returncode == 0, (done.returncode, done.stderr)
+    assert done.stdout.split() == ["93", "1000002"]
