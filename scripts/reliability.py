@@ -45,6 +45,7 @@ def _plan(args: argparse.Namespace) -> list[tuple[str, Callable[[Path], Outcome]
         )
     plan += [
         ("timeouts", lambda base: scenarios.timeouts(base, args.kills // 2, seed=args.seed)),
+        ("collector", lambda base: scenarios.collector_rewrites(base, args.kills // 2, seed=args.seed)),
         ("corrupt cache", lambda base: scenarios.corrupt_cache(base, seed=args.seed)),
         ("bad matches", lambda base: hostile.match_files(base, args.examples, rng_seed=args.seed)),
         ("bad cards", lambda base: hostile.model_cards(base, args.examples, rng_seed=args.seed)),

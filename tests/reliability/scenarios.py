@@ -14,6 +14,7 @@ import shutil
 import signal
 import stat
 import subprocess
+import threading
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -744,4 +745,80 @@ def timeouts(base: Path, trials: int, *, seed: int = 0) -> Outcome:
             )
     errors = job_counts(root, "refresh_history_index")[1]
     out.checked += f"; {errors} of {trials} runs timed out"
+    return out
+
+
+def collector_rewrites(base: Path, runs: int, *, matches: int = 20000, seed: int = 0) -> Outcome:
+    """refresh-history while the collector rewrites a tier file in place (truncate, then write in
+    chunks, one more match each time), as StratMancer's collector does on every save."""
+    out = Outcome(
+        "collector rewriting in place",
+        checked="refresh-history (incremental and --full) during in-place rewrites of a 5 MB tier file: "
+        "never killed by a signal (SIGBUS), no traceback, exit 0 or 1 naming the file; afterwards "
+        "incremental == --full",
+    )
+    rng = random.Random(seed)
+    root = make_root(base, "collector")
+    gold = root / "data/processed/matches_GOLD.json"
+    pool = list(range(1, 170))
+    records: list[dict[str, object]] = []
+    for i in range(matches):
+        champs = rng.sample(pool, 10)
+        records.append(
+            {
+                "match_id": f"C{i}",
+                "blue_picks": champs[:5],
+                "red_picks": champs[5:],
+                "blue_win": rng.random() < 0.5,
+                "champion_stats": [{"k": i}],
+            }
+        )
+    gold.write_text(json.dumps(records, indent=2))
+    run_cli(root, "-q", "refresh-history")
+    stop = threading.Event()
+
+    def collector() -> None:
+        n = matches
+        data = gold.read_bytes().rstrip()
+        while not stop.is_set():
+            champs = rng.sample(pool, 10)
+            record = {
+                "match_id": f"C{n}",
+                "blue_picks": champs[:5],
+                "red_picks": champs[5:],
+                "blue_win": True,
+            }
+            n += 1
+            data = data[:-1].rstrip() + b",\n  " + json.dumps(record).encode() + b"\n]"
+            with gold.open("wb") as handle:  # not atomic, on purpose: this is what the collector does
+                for start in range(0, len(data), 1 << 16):
+                    handle.write(data[start : start + (1 << 16)])
+                    handle.flush()
+
+    writer = threading.Thread(target=collector, daemon=True)
+    writer.start()
+    try:
+        for trial in range(runs):
+            out.trials += 1
+            proc = run_cli(root, "-q", "refresh-history", *(["--full"] if trial % 2 else []))
+            named = proc.returncode == 1 and "matches_GOLD.json" in proc.stderr
+            if not (proc.returncode == 0 or named) or "Traceback" in proc.stderr:
+                how = (
+                    f"killed by signal {-proc.returncode}"
+                    if proc.returncode < 0
+                    else f"exit {proc.returncode}"
+                )
+                out.fail(f"run {trial}: {how}: {tail(proc.stderr)}")
+    finally:
+        stop.set()
+        writer.join(timeout=30)
+    nxt = run_cli(root, "-q", "refresh-history")
+    incremental = (root / "ml_pipeline/history_index.json").read_bytes()
+    full = run_cli(root, "-q", "refresh-history", "--full")
+    if (
+        nxt.returncode
+        or full.returncode
+        or (root / "ml_pipeline/history_index.json").read_bytes() != incremental
+    ):
+        out.fail(f"after the collector stopped: exit {nxt.returncode}/{full.returncode}: {tail(nxt.stderr)}")
     return out

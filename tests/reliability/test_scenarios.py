@@ -40,6 +40,11 @@ def test_timeouts_at_random_moments_lose_nothing(tmp_path: Path) -> None:
     _ok(scenarios.timeouts(tmp_path, trials=3, seed=1))
 
 
+def test_collector_rewriting_in_place_never_kills_the_job(tmp_path: Path) -> None:
+    """refresh-history while the collector truncates and rewrites a 5 MB tier file (no SIGBUS)."""
+    _ok(scenarios.collector_rewrites(tmp_path, 4))
+
+
 def test_corrupt_history_cache_falls_back_to_exact_numbers(tmp_path: Path) -> None:
     """Damaged manifest or group files, or no cache dir: the next index equals a --full rebuild."""
     _ok(scenarios.corrupt_cache(tmp_path))
