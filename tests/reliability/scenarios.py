@@ -719,7 +719,7 @@ def timeouts(base: Path, trials: int, *, seed: int = 0) -> Outcome:
     for trial in range(trials):
         out.trials += 1
         _grow_history(root, rng, 7000 + trial)
-        limit = f"{rng.uniform(0.01, 1.0):.3f}"
+        limit = f"{rng.uniform(0.01, 0.6):.3f}"
         proc = run_cli(
             root,
             "refresh-history",
