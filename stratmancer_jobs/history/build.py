@@ -99,6 +99,14 @@ class _Reader:
     advance: Callable[[int], None] | None = None
     files: int = 0
     nbytes: int = 0
+    # invalid records found in each file read by this run (its last pass), to report with the file
+    skipped: dict[Path, Counter[str]] = field(default_factory=dict)
+
+    def note(self, source: SourceFile, decoded: Decoded) -> None:
+        if decoded.skipped:
+            self.skipped[source.path] = Counter(decoded.skipped)
+        else:
+            self.skipped.pop(source.path, None)
 
     @contextlib.contextmanager
     def open(self, source: SourceFile) -> Iterator[tuple[Buf, FileStat]]:
@@ -207,6 +215,7 @@ def _extend(
         except RecordsError as exc:
             run.errors[source.name] = f"{source.path}: {exc}"
             continue
+        reader.note(source, decoded)
         try:
             state.add(source.tier, source.kind, decoded.records, decoded.skipped)
         except Reorder as exc:
@@ -224,6 +233,7 @@ def _rebuild(group: str, files: list[SourceFile], reader: _Reader) -> _GroupRun:
             except RecordsError as exc:
                 run.errors[source.name] = f"{source.path}: {exc}"
                 continue
+        reader.note(source, decoded)
         run.state.add(source.tier, source.kind, decoded.records, decoded.skipped)
         run.checkpoints[source.name] = checkpoint
     return run
@@ -473,6 +483,9 @@ def refresh_history(
             group_files = [f for f in files if f.tier in members]
             if group_files:
                 runs[group] = _process_group(group, group_files, cache_dir, full, reader, log)
+    for path, counts in reader.skipped.items():
+        reasons = ", ".join(f"{reason} {n}" for reason, n in sorted(counts.items()))
+        log.info("history: %s: %d invalid records skipped (%s)", path, counts.total(), reasons)
 
     errors = [msg for run in runs.values() for msg in run.errors.values()]
     previous = _Previous(layout.history_index, log)

@@ -262,6 +262,9 @@ def match_files(base: Path, examples: int, *, rng_seed: int = 0) -> Outcome:
                     f"GOLD counted {n} (want {distinct}), skipped {skipped} (want {expect_invalid} "
                     f"invalid, {len(goods) - distinct} duplicate); error {outcome.error}"
                 )
+            reported = f"{gold}: {expect_invalid} invalid records skipped"
+            if expect_invalid and reported not in logs.text():
+                problems.append(f"bad records not reported with their file ({reported!r} not logged)")
         elif form in ("truncated", "nan", "latin1", "empty"):
             if "matches_GOLD.json" not in (outcome.error or ""):
                 problems.append(f"bad file not named in the run's error: {outcome.error}")
