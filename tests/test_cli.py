@@ -239,3 +239,23 @@ def test_status_does_not_import_job_only_dependencies(root: Path) -> None:
         check=False,
     )
     assert done.stdout.strip().splitlines()[-1] == "[]", done.stderr
+
+
+def test_if_due_flag_and_json_logs_through_the_cli(cli: Invoke, root: Path) -> None:
+    """--if-due runs a never-run job, then declines with a note; --log-format json lines parse."""
+    write_card(root, "mid", "20251101_164237")
+    first = cli("--log-format", "json", "refresh-registry", "--if-due")
+    assert first.exit_code == 0, first.output
+    events = [json.loads(line) for line in first.stderr.splitlines()]
+    assert events[0]["event"] == "start" and events[-1]["event"] == "end"
+    assert all(e["job"] == "refresh_model_registry" for e in events)
+    second = cli("refresh-registry", "--if-due")
+    assert second.exit_code == 0
+    assert "not due" in second.stdout
+    job = json.loads(cli("status", "--json").stdout)["jobs"][1]
+    assert job["success_count"] == 1
+
+
+def test_timeout_flag_is_validated(cli: Invoke) -> None:
+    """A negative --timeout is a usage error (exit 2)."""
+    assert cli("refresh-registry", "--timeout", "-1").exit_code == 2
