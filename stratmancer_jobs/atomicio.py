@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from stratmancer_jobs.errors import StorageError
+from stratmancer_jobs.procs import pid_alive
 
 DEFAULT_MODE = 0o644
 DIR_MODE = 0o755
@@ -77,16 +78,6 @@ def _keep_owner(tmp_name: str, existing: os.stat_result) -> None:
             os.chown(tmp_name, -1, existing.st_gid)
 
 
-def _pid_alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:  # another user's process
-        return True
-    return True
-
-
 def _remove_dead_temps(directory: Path, name: str) -> None:
     """Delete this target's temp files left by a writer that was killed mid-write (its pid is gone).
 
@@ -103,7 +94,7 @@ def _remove_dead_temps(directory: Path, name: str) -> None:
         if match is None:
             continue
         pid = int(match.group(1))
-        if pid != os.getpid() and not _pid_alive(pid):
+        if pid != os.getpid() and not pid_alive(pid):
             with contextlib.suppress(OSError):
                 os.unlink(entry.path)
 

@@ -12,7 +12,6 @@ limit), 2 critical (failing, or late by more than twice the schedule's interval)
 
 from __future__ import annotations
 
-import os
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -20,27 +19,11 @@ from typing import Any
 from zoneinfo import ZoneInfo
 
 from stratmancer_jobs.config import JobSchedule
+from stratmancer_jobs.procs import pid_alive
 from stratmancer_jobs.schedule import interval_s, next_run, previous_run
 from stratmancer_jobs.state import last_completed_status, parse_iso
 
 OK, WARNING, CRITICAL = 0, 1, 2
-
-
-def pid_alive(pid: object) -> bool:
-    """True when ``pid`` names a live, non-zombie process on this machine."""
-    if not isinstance(pid, int) or isinstance(pid, bool) or pid <= 0:
-        return False
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    try:
-        with open(f"/proc/{pid}/stat", encoding="ascii", errors="replace") as handle:
-            return handle.read().rsplit(")", 1)[-1].split()[0] != "Z"
-    except OSError:
-        return True
 
 
 @dataclass(frozen=True)
@@ -73,15 +56,32 @@ def compute_health(
     now: datetime,
     alive: Callable[[object], bool] = pid_alive,
 ) -> Health:
-    """Pure apart from ``alive`` (injected in tests): the job's health at ``now``."""
+    """Pure apart from ``alive`` (injected in tests): the job's health at ``now``.
+
+    A running marker whose process is gone means the last run was killed (SIGKILL, OOM, reboot)
+    before it could record anything: the health says so and is at least a warning.
+    """
     now = now.astimezone(UTC)  # compare and subtract in UTC, never by wall clock
     running = record.get("running")
-    if isinstance(running, dict) and alive(running.get("pid")):
+    if isinstance(running, dict) and not alive(running.get("pid")):
+        base = _health(record, schedule, zone, now, running=None)
+        note = f"the run started {running.get('started')} (pid {running.get('pid')}) was killed"
+        return Health(base.state, max(base.level, WARNING), f"{base.detail}; {note}", f"{base.cell} (killed)")
+    return _health(record, schedule, zone, now, running=running)
+
+
+def _health(
+    record: dict[str, Any], schedule: JobSchedule, zone: ZoneInfo, now: datetime, running: object
+) -> Health:
+    if isinstance(running, dict):
         started = parse_iso(running.get("started"))
         age = (now - started).total_seconds() if started else 0.0
         if schedule.timeout_s and age > schedule.timeout_s:
             return Health(
-                "running", WARNING, f"running for {_age(age)}, past its {schedule.timeout_s}s limit"
+                "running",
+                WARNING,
+                f"running for {_age(age)}, past its {schedule.timeout_s}s limit",
+                f"running {_age(age)} (over limit)",
             )
         return Health("running", OK, f"running for {_age(age)}", f"running {_age(age)}")
     if record.get("last_finished") is None:

@@ -79,7 +79,7 @@ def test_running_shows_age_and_warns_past_limit() -> None:
     over = compute_health(record, HOURLY, UTCZ, datetime(2026, 1, 1, 13, 40, tzinfo=UTC), _alive)
     assert (over.state, over.level) == ("running", WARNING) and "past its 1800s limit" in over.detail
     dead = compute_health(record, HOURLY, UTCZ, datetime(2026, 1, 1, 13, 10, tzinfo=UTC), _dead)
-    assert dead.state == "late"  # the 13:00 run died without finishing
+    assert (dead.state, dead.cell) == ("late", "late 5m (killed)")  # the 13:00 run died
 
 
 def test_spring_forward_03_00_fires_right_after_the_gap() -> None:
@@ -127,3 +127,13 @@ def test_is_due_and_previous_run() -> None:
     assert is_due(DAILY.schedule, UTCZ, None, datetime(2026, 1, 2, 3, 0, tzinfo=UTC))
     assert previous_run("*/5 * * * *", UTCZ, datetime(2026, 1, 1, 12, 7, tzinfo=UTC)).minute == 5
     assert OK == 0
+
+
+def test_killed_run_is_reported_and_at_least_a_warning() -> None:
+    """A running marker whose pid is dead says the run was killed and raises the level to warning."""
+    t = datetime(2026, 1, 1, 12, 0, 30, tzinfo=UTC)
+    record = _record((t, True))
+    mark_started(record, pid=4242, started=t + timedelta(minutes=59, seconds=45))
+    h = compute_health(record, HOURLY, UTCZ, t + timedelta(hours=1), _dead)
+    assert (h.state, h.level) == ("ok", WARNING)
+    assert "(pid 4242) was killed" in h.detail and h.cell == "ok (killed)"

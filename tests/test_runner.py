@@ -156,7 +156,7 @@ def test_if_due_runs_when_a_scheduled_time_was_missed(settings: Settings) -> Non
 
 def test_running_marker_is_visible_while_job_runs(settings: Settings, root: Path) -> None:
     """While a job runs in another process, the state names its pid; after a kill -9 it is not alive."""
-    from stratmancer_jobs.health import pid_alive
+    from stratmancer_jobs.procs import pid_alive
 
     code = (
         "import sys, logging\n"
