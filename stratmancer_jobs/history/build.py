@@ -26,7 +26,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from functools import partial
 from pathlib import Path
-from typing import Any
+from typing import Any, Final
 
 import msgspec
 
@@ -128,6 +128,10 @@ def _rstrip_at(buf: Buf, end: int) -> int:
     return end
 
 
+# What may follow a complete array element: whitespace, ``,``, ``]`` (or nothing yet).
+_AFTER_ELEMENT: Final = frozenset((b"", b" ", b"\t", b"\r", b"\n", b",", b"]"))
+
+
 def _array_end(buf: Buf) -> int:
     """Offset just past the array's last element (or its ``[``): new elements go after it."""
     return _rstrip_at(buf, _rstrip_at(buf, len(buf)) - 1)
@@ -161,6 +165,10 @@ def _decode_file(
     if previous is None:
         decoded = decode_array(buf)
     else:
+        # The checkpoint sits just past the old last element; a number (``5``) or a literal there may
+        # have been extended in place by the rewrite (``567``): only a delimiter proves it complete.
+        if previous.elements and buf[start : start + 1] not in _AFTER_ELEMENT:
+            raise _Rebuild(f"{source.name}: its last counted element was extended")
         rest = buf[start:].lstrip()
         if rest[:1] == b"]":
             if rest[1:].strip():

@@ -1,0 +1,49 @@
+"""Hostile inputs from issue 9: each test failed before its fix (see the commit that added it)."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+from tests.history_fixtures import (
+    full_rebuild_bytes,
+    index,
+    index_bytes,
+    low_thresholds,
+    match,
+    processed,
+    refresh,
+    write_array,
+)
+
+TEAMS = [
+    ([1, 2, 3, 4, 5], [6, 7, 8, 9, 10]),
+    ([6, 2, 11, 4, 12], [1, 7, 13, 9, 5]),
+    ([3, 8, 11, 14, 15], [2, 6, 12, 10, 16]),
+]
+
+
+def games(prefix: str, n: int, start: int = 0) -> list[dict[str, Any]]:
+    """``n`` deterministic games cycling through a few drafts."""
+    out = []
+    for i in range(start, start + n):
+        blue, red = TEAMS[i % len(TEAMS)]
+        out.append(match(f"{prefix}{i}", blue, red, i % 3 != 0))
+    return out
+
+
+def test_array_whose_last_number_grows_is_reread(root: Path, tmp_path: Path) -> None:
+    """A trailing ``5`` rewritten as ``567`` plus new matches is counted like a full rebuild does."""
+    low_thresholds(root)
+    write_array(root, "GOLD", [*games("G", 6), 5])
+    assert refresh(root).errors == ()
+    write_array(root, "GOLD", [*games("G", 6), 567, *games("N", 10)])
+    outcome = refresh(root)
+    assert outcome.errors == ()
+    assert index(root)["GOLD"]["n_matches"] == 16
+    assert index_bytes(root) == full_rebuild_bytes(root, tmp_path / "scratch")
+    # and it stays right on the following runs
+    write_array(root, "GOLD", [*games("G", 6), 567, *games("N", 11)])
+    assert refresh(root).errors == ()
+    assert index(root)["MID"]["n_matches"] == 17
