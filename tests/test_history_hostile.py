@@ -47,3 +47,18 @@ def test_array_whose_last_number_grows_is_reread(root: Path, tmp_path: Path) -> 
     write_array(root, "GOLD", [*games("G", 6), 567, *games("N", 11)])
     assert refresh(root).errors == ()
     assert index(root)["MID"]["n_matches"] == 17
+
+
+def test_jsonl_carriage_return_after_an_unterminated_line(root: Path, tmp_path: Path) -> None:
+    """A lone ``\\r`` ends a line on both paths: incremental and full both count the two records."""
+    low_thresholds(root)
+    path = processed(root) / "matches_GOLD.jsonl"
+    lines = [json.dumps(m) for m in games("G", 7)]
+    path.write_text("\n".join(lines[:5]) + "\n" + lines[5])
+    assert refresh(root).matches == 6
+    with path.open("a", newline="") as handle:
+        handle.write("\r" + lines[6] + "\n")
+    outcome = refresh(root)
+    assert (outcome.matches, outcome.invalid) == (7, 0)
+    assert index_bytes(root) == full_rebuild_bytes(root, tmp_path / "scratch")
+    assert index(tmp_path / "scratch")["GOLD"]["n_matches"] == 7

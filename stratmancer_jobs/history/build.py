@@ -50,6 +50,7 @@ from stratmancer_jobs.history.parallel import split_map
 from stratmancer_jobs.history.records import (
     DUPLICATE,
     INVALID_REASONS,
+    LINE_ENDS,
     Decoded,
     RecordsError,
     decode_array,
@@ -150,7 +151,7 @@ def _decode_file(
     crc = previous.crc if previous is not None else 0
     if source.kind == "jsonl":
         follows = buf[start : start + 1]
-        if previous is not None and previous.unterminated and follows not in (b"", b"\n", b"\r"):
+        if previous is not None and previous.unterminated and follows not in (b"", *LINE_ENDS):
             raise _Rebuild(f"{source.name}: text appended to an unterminated line")
         lines = decode_lines(buf, start)
         checkpoint = Checkpoint(

@@ -144,12 +144,28 @@ class LinesResult:
     unterminated: bool  # the last consumed line had no newline: the next append must start with one
 
 
+# Line terminators: ``\n``, ``\r\n`` and a lone ``\r``, as Python's universal newlines read a file.
+LINE_ENDS: Final = (b"\n", b"\r")
+
+
+def split_lines(buf: Buf, start: int) -> tuple[list[bytes], int]:
+    """The non-blank complete lines of ``buf[start:]`` and the offset just past their last terminator.
+
+    The one line-splitting rule of both the full and the incremental path, so that a line is the same
+    line however the file was read (a checkpoint may fall between ``\r`` and ``\n``: the empty line
+    that this makes is blank, hence dropped).
+    """
+    end = max(buf.rfind(b"\n", start), buf.rfind(b"\r", start), start - 1) + 1
+    chunk = buf[start:end]
+    if b"\r" in chunk:
+        chunk = chunk.replace(b"\r\n", b"\n").replace(b"\r", b"\n")
+    return [line for line in chunk.split(b"\n") if line.strip()], end
+
+
 def decode_lines(buf: Buf, start: int) -> LinesResult:
     """Decode JSONL from ``start``: a bad complete line is skipped, an unfinished last line left for later."""
-    cut = buf.rfind(b"\n", start) + 1
-    end = max(cut, start)
+    lines, end = split_lines(buf, start)
     out = Decoded()
-    lines = [line for line in buf[start:end].split(b"\n") if line.strip()]
     try:
         matches = [_ONE.decode(line) for line in lines]
     except (msgspec.MsgspecError, RecursionError):
