@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import json
+import os
 from pathlib import Path
 from typing import Any
 
+from stratmancer_jobs.history import sources
 from tests.history_fixtures import (
     full_rebuild_bytes,
     index,
@@ -62,3 +64,34 @@ def test_jsonl_carriage_return_after_an_unterminated_line(root: Path, tmp_path: 
     assert (outcome.matches, outcome.invalid) == (7, 0)
     assert index_bytes(root) == full_rebuild_bytes(root, tmp_path / "scratch")
     assert index(tmp_path / "scratch")["GOLD"]["n_matches"] == 7
+
+
+def test_same_size_edit_beyond_the_hashed_edges_with_mtime_restored(root: Path, tmp_path: Path) -> None:
+    """Two outcomes swapped mid-file (same size, ``touch -r``) are seen through ctime and inode."""
+    low_thresholds(root)
+    path = write_array(root, "GOLD", games("G", 600))
+    size = path.stat().st_size
+    assert size > 4 * sources.EDGE
+    refresh(root)
+    before = index_bytes(root)
+    st = path.stat()
+    text = path.read_text()
+    middle = size // 2
+    won = text.index('"blue_win": true', middle)
+    lost = text.index('"blue_win": false', won)
+    assert sources.EDGE < won < lost < size - sources.EDGE
+    edited = (
+        text[:won]
+        + '"blue_win": false'
+        + text[won + len('"blue_win": true') : lost]
+        + '"blue_win": true'
+        + text[lost + len('"blue_win": false') :]
+    )
+    assert len(edited) == len(text) and edited != text
+    path.write_text(edited)
+    os.utime(path, ns=(st.st_atime_ns, st.st_mtime_ns))
+    assert (path.stat().st_size, path.stat().st_mtime_ns) == (st.st_size, st.st_mtime_ns)
+    outcome = refresh(root)
+    assert outcome.mode != "unchanged"
+    assert index_bytes(root) != before
+    assert index_bytes(root) == full_rebuild_bytes(root, tmp_path / "scratch")

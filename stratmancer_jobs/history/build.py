@@ -161,6 +161,8 @@ def _decode_file(
             base + lines.end,
             sources.crc_range(buf, start, lines.end, crc),
             unterminated=lines.unterminated,
+            ctime_ns=stat.ctime_ns,
+            ino=stat.ino,
         )
         return lines.decoded, checkpoint
     if previous is None:
@@ -185,15 +187,25 @@ def _decode_file(
     had = previous is not None and previous.elements
     elements = had or bool(decoded.records) or any(decoded.skipped.values())
     crc = sources.crc_range(buf, start, end, crc)
-    return decoded, Checkpoint(stat.size, stat.mtime_ns, stat.fingerprint, base + end, crc, elements=elements)
-
-
-def _same(checkpoint: Checkpoint, stat: FileStat) -> bool:
-    return (checkpoint.size, checkpoint.mtime_ns, checkpoint.fingerprint) == (
+    return decoded, Checkpoint(
         stat.size,
         stat.mtime_ns,
         stat.fingerprint,
+        base + end,
+        crc,
+        elements=elements,
+        ctime_ns=stat.ctime_ns,
+        ino=stat.ino,
     )
+
+
+def _identity(x: Checkpoint | cache.FileEntry | FileStat) -> tuple[int, int, int, int, str]:
+    """What the skip rule trusts: a file with the same five values is taken as unchanged."""
+    return (x.size, x.mtime_ns, x.ctime_ns, x.ino, x.fingerprint)
+
+
+def _same(checkpoint: Checkpoint, stat: FileStat) -> bool:
+    return _identity(checkpoint) == _identity(stat)
 
 
 def _extend(
@@ -269,7 +281,7 @@ def _process_group(
 
 
 def _unchanged(manifest: cache.Manifest, files: list[SourceFile], thresholds: list[int], index: Path) -> bool:
-    current = {f.name: cache.FileEntry(f.stat.size, f.stat.mtime_ns, f.stat.fingerprint) for f in files}
+    current = {f.name: _entry(f.stat) for f in files}
     if manifest.thresholds != thresholds or manifest.files != current:
         return False
     try:
@@ -308,8 +320,8 @@ def _unchanged_outcome(manifest: cache.Manifest) -> HistoryOutcome:
     )
 
 
-def _entry(stat: FileStat) -> cache.FileEntry:
-    return cache.FileEntry(stat.size, stat.mtime_ns, stat.fingerprint)
+def _entry(stat: FileStat | Checkpoint) -> cache.FileEntry:
+    return cache.FileEntry(stat.size, stat.mtime_ns, stat.fingerprint, stat.ctime_ns, stat.ino)
 
 
 def _checkpoint_entry(runs: dict[str, _GroupRun], source: SourceFile) -> cache.FileEntry:
@@ -317,7 +329,7 @@ def _checkpoint_entry(runs: dict[str, _GroupRun], source: SourceFile) -> cache.F
     checkpoint = runs[TIER_GROUP[source.tier]].checkpoints.get(source.name)
     if checkpoint is None:
         return _entry(source.stat)
-    return cache.FileEntry(checkpoint.size, checkpoint.mtime_ns, checkpoint.fingerprint)
+    return _entry(checkpoint)
 
 
 class _Previous:

@@ -25,7 +25,7 @@ from stratmancer_jobs.history.counts import Counts, GroupState, MatchId, TierCou
 from stratmancer_jobs.history.records import ALL_REASONS
 from stratmancer_jobs.history.tiers import GROUPS, KINDS, TIERS
 
-FORMAT: Final = 1
+FORMAT: Final = 2  # 2: ctime and inode in checkpoints and file entries
 _DIGEST: Final = 32
 
 
@@ -39,12 +39,16 @@ class Checkpoint(msgspec.Struct, frozen=True):
     crc: int  # zlib.crc32 of bytes [0, consumed)
     elements: bool = False  # JSON array: it already has at least one element
     unterminated: bool = False  # JSONL: the last counted line had no newline yet
+    ctime_ns: int = 0
+    ino: int = 0
 
 
 class FileEntry(msgspec.Struct, frozen=True):
     size: int
     mtime_ns: int
     fingerprint: str
+    ctime_ns: int = 0
+    ino: int = 0
 
 
 class Totals(msgspec.Struct, frozen=True):

@@ -23,9 +23,17 @@ CHUNK: Final = 1024 * 1024  # read size when checking a counted prefix
 
 @dataclass(frozen=True)
 class FileStat:
+    """What the skip rule compares: size, mtime, ctime, inode and a hash of the first and last bytes.
+
+    ``ctime_ns`` and ``ino`` cannot be set back by a user (``touch -r`` / ``os.utime`` restore only
+    the mtime): any write, truncate, chmod or rename-over changes one of them.
+    """
+
     size: int
     mtime_ns: int
     fingerprint: str
+    ctime_ns: int = 0
+    ino: int = 0
 
 
 @dataclass(frozen=True)
@@ -73,7 +81,7 @@ def _stat(path: Path) -> FileStat:
         if st.st_size > EDGE:
             handle.seek(st.st_size - EDGE)
             tail = handle.read(EDGE)
-    return FileStat(st.st_size, st.st_mtime_ns, fingerprint_bytes(head, tail, st.st_size))
+    return FileStat(st.st_size, st.st_mtime_ns, fingerprint_bytes(head, tail, st.st_size), st.st_ctime_ns, st.st_ino)
 
 
 def scan(directory: Path) -> tuple[list[SourceFile], list[str]]:
@@ -132,7 +140,7 @@ def mapped(source: SourceFile) -> Iterator[tuple[Buf, FileStat]]:
             buf: Buf = handle.read() or b""
     except (OSError, ValueError) as exc:
         raise InputError(f"cannot read {source.path}: {exc}") from None
-    yield buf, FileStat(len(buf), st.st_mtime_ns, fingerprint_of(buf))
+    yield buf, FileStat(len(buf), st.st_mtime_ns, fingerprint_of(buf), st.st_ctime_ns, st.st_ino)
 
 
 @dataclass(frozen=True)
@@ -172,5 +180,5 @@ def read_appended(source: SourceFile, consumed: int) -> Appended:
             last = os.pread(fd, EDGE, size - EDGE) if size > EDGE else b""
     except OSError as exc:
         raise InputError(f"cannot read {source.path}: {exc.strerror}") from None
-    stat = FileStat(size, st.st_mtime_ns, fingerprint_bytes(head[:size], last, size))
+    stat = FileStat(size, st.st_mtime_ns, fingerprint_bytes(head[:size], last, size), st.st_ctime_ns, st.st_ino)
     return Appended(stat, crc, tail)
