@@ -9,7 +9,7 @@ from rich.console import Console
 from rich.table import Table
 from rich.text import Text
 
-from stratmancer_jobs.state import parse_iso
+from stratmancer_jobs.state import RECENT_RUNS, parse_iso
 from stratmancer_jobs.status import JobStatus, StatusReport
 
 HEALTH_STYLE = {"ok": "green", "running": "cyan", "late": "yellow", "failing": "bold red", "never run": "dim"}
@@ -87,8 +87,9 @@ def plain_table(report: StatusReport, now: datetime) -> str:
 
 
 def job_detail(job: JobStatus, now: datetime) -> str:
-    """Everything about one job, with its full recent-run history."""
+    """Everything about one job, with its last RECENT_RUNS runs."""
     r = job.record
+    runs = recent_runs_lines(r)
     lines = [
         f"{job.spec.id} ({job.spec.command}): {job.spec.name}",
         f"  schedule        {job.schedule} ({job.schedule_text})",
@@ -104,12 +105,18 @@ def job_detail(job: JobStatus, now: datetime) -> str:
         f"  summary         {r.get('last_summary') or '-'}",
         f"  counts          success {r.get('success_count', 0)}, error {r.get('error_count', 0)}, "
         f"skipped {r.get('skipped_count', 0)}",
-        f"  recent runs ({len(r.get('runs') or [])}, oldest first):",
+        f"  recent runs ({len(runs)}, oldest first):",
+        *runs,
     ]
-    for run in r.get("runs") or []:
-        if isinstance(run, dict):
-            lines.append(
-                f"    {run.get('started', '?')}  {RUN_MARK.get(str(run.get('status')), '?'):<4}  "
-                f"{_duration(run.get('duration_s')):>8}  {run.get('summary') or ''}"
-            )
     return "\n".join(lines) + "\n"
+
+
+def recent_runs_lines(record: dict[str, Any], limit: int = RECENT_RUNS) -> list[str]:
+    """One line per stored run, the last ``limit`` only (a damaged state may hold any number)."""
+    runs = record.get("runs")
+    kept = [run for run in runs[-limit:] if isinstance(run, dict)] if isinstance(runs, list) else []
+    return [
+        f"    {run.get('started', '?')}  {RUN_MARK.get(str(run.get('status')), '?'):<4}  "
+        f"{_duration(run.get('duration_s')):>8}  {run.get('summary') or ''}"
+        for run in kept
+    ]

@@ -10,10 +10,12 @@ from __future__ import annotations
 
 import contextlib
 import json
+import math
 import os
+import re
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -28,6 +30,7 @@ MAX_SUMMARY_CHARS = 500
 RECENT_RUNS = 20
 STATE_LOCK_TIMEOUT_S = 60.0
 FILE_MODE = 0o644
+MIN_YEAR, MAX_YEAR = 1970, 9000
 
 JobRecord = dict[str, Any]
 State = dict[str, Any]
@@ -59,9 +62,13 @@ def parse_iso(text: object) -> datetime | None:
         return None
     try:
         moment = datetime.fromisoformat(text)
-    except ValueError:
+        if moment.utcoffset() is None:
+            return None
+        in_utc = moment.astimezone(UTC)
+    except (ValueError, OverflowError):  # OverflowError: e.g. 9999-12-31T23:00-12:00 is past year 9999
         return None
-    return moment if moment.tzinfo is not None else None
+    # far outside any real run, and too close to datetime's limits for schedule arithmetic
+    return moment if MIN_YEAR <= in_utc.year <= MAX_YEAR else None
 
 
 def bounded(text: str, limit: int) -> str:
@@ -81,23 +88,175 @@ def empty_state() -> State:
     return {"schema_version": SCHEMA_VERSION, "jobs": {}}
 
 
+class _Invalid(Exception):
+    """One field of a record has the wrong type or range (internal to validation)."""
+
+
+MAX_COUNT = 2**53  # counters stay exact as floats (Prometheus) and as JSON numbers everywhere
+MAX_PID = 2**31 - 1
+STATUSES = ("success", "error", "skipped")
+_SURROGATE = re.compile("[\ud800-\udfff]")
+
+
+def _escape_surrogate(match: re.Match[str]) -> str:
+    code = ord(match.group())
+    # 0xDC80..0xDCFF is how Python spells an undecodable byte of a path (surrogateescape): show the byte
+    return f"\\x{code - 0xDC00:02x}" if 0xDC80 <= code <= 0xDCFF else "\ufffd"
+
+
+def encodable(value: Any) -> Any:
+    """``value`` with every string (keys too) made UTF-8 encodable: a path byte that is not UTF-8
+    (``/srv/caf\\xe9``) becomes the text ``\\xe9``, any other lone surrogate U+FFFD."""
+    if isinstance(value, str):
+        return _SURROGATE.sub(_escape_surrogate, value) if _SURROGATE.search(value) else value
+    if isinstance(value, dict):
+        return {encodable(k): encodable(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [encodable(item) for item in value]
+    return value
+
+
+def _count(value: object) -> int:
+    if isinstance(value, bool) or not isinstance(value, int) or not 0 <= value <= MAX_COUNT:
+        raise _Invalid(f"is not a count: {_show(value)}")
+    return value
+
+
+def _number(value: object) -> float | int:
+    if (
+        isinstance(value, bool)
+        or not isinstance(value, int | float)
+        or (isinstance(value, int) and abs(value) > MAX_COUNT)
+        or not math.isfinite(value)
+        or value < 0
+    ):
+        raise _Invalid(f"is not a duration in seconds: {_show(value)}")
+    return value
+
+
+def _text(value: object, limit: int) -> str | None:
+    if value is None:
+        return None
+    if not isinstance(value, str):
+        raise _Invalid(f"is not a string: {_show(value)}")
+    return bounded(value, limit)
+
+
+def _timestamp(value: object, *, optional: bool = True) -> str | None:
+    if value is None and optional:
+        return None
+    if not isinstance(value, str) or parse_iso(value) is None:
+        raise _Invalid(f"is not a timestamp with a UTC offset: {_show(value)}")
+    return value
+
+
+def _status(value: object) -> str | None:
+    if value is not None and value not in STATUSES:
+        raise _Invalid(f"is not one of {', '.join(STATUSES)}: {_show(value)}")
+    return value
+
+
+def _running(value: object) -> dict[str, Any] | None:
+    if value is None:
+        return None
+    if not isinstance(value, dict):
+        raise _Invalid(f"is not a running marker object: {_show(value)}")
+    pid = value.get("pid")
+    if isinstance(pid, bool) or not isinstance(pid, int) or not 0 < pid <= MAX_PID:
+        raise _Invalid(f"has no valid pid: {_show(value)}")
+    _timestamp(value.get("started"), optional=False)
+    if "pid_starttime" in value and value["pid_starttime"] is not None:
+        _count(value["pid_starttime"])
+    return value
+
+
+def _metrics(value: object) -> dict[str, Any]:
+    if value is None:
+        return {}
+    if not isinstance(value, dict):
+        raise _Invalid(f"is not an object: {_show(value)}")
+    for key, item in value.items():
+        if isinstance(item, bool) or item is None:
+            continue
+        if isinstance(item, str):
+            continue
+        if (
+            not isinstance(item, int | float)
+            or (isinstance(item, int) and abs(item) > MAX_COUNT)
+            or (isinstance(item, float) and not math.isfinite(item))
+        ):
+            raise _Invalid(f"has a value that is not a finite number or a string at {key!r}: {_show(item)}")
+    return value
+
+
+def _runs(value: object) -> list[dict[str, Any]]:
+    if value is None:
+        return []
+    if not isinstance(value, list):
+        raise _Invalid(f"is not a list: {_show(value)}")
+    kept = value[-RECENT_RUNS:]  # a damaged file can hold any number; only the recent ones matter
+    for run in kept:
+        if not isinstance(run, dict):
+            raise _Invalid(f"has a run that is not an object: {_show(run)}")
+        _timestamp(run.get("started"), optional=False)
+        _status(run.get("status"))
+        if run.get("duration_s") is not None:
+            _number(run["duration_s"])
+        run["summary"] = _text(run.get("summary"), max(MAX_ERROR_CHARS, MAX_SUMMARY_CHARS))
+    return kept
+
+
+_CHECKS: dict[str, Callable[[object], Any]] = {
+    **{name: _count for name in (*COUNTERS, "consecutive_failures")},
+    "last_status": _status,
+    "last_started": _timestamp,
+    "last_finished": _timestamp,
+    "last_success": _timestamp,
+    "last_error": _timestamp,
+    "last_error_message": lambda v: _text(v, MAX_ERROR_CHARS),
+    "last_summary": lambda v: _text(v, MAX_SUMMARY_CHARS),
+    "last_duration_s": lambda v: None if v is None else _number(v),
+    "running": _running,
+    "runs": _runs,
+    "last_metrics": _metrics,
+}
+_DEFAULTS: dict[str, object] = {**dict.fromkeys(COUNTERS, 0), "consecutive_failures": 0}
+
+
+def _show(value: object) -> str:
+    text = repr(value) if not isinstance(value, int) or abs(value) < 10**30 else "a huge integer"
+    return bounded(text, 80)
+
+
 def _validate(data: Any, path: Path) -> State:
+    """Check every field's type and range (the whole document is rejected on the first bad one); long
+    texts are cut and the run history is bounded to the recent runs, in place."""
     if not isinstance(data, dict):
         raise StateError(f"state file {path} is not a JSON object")
     version = data.get("schema_version")
-    if version != SCHEMA_VERSION:
+    if type(version) is not int or version != SCHEMA_VERSION:
         raise StateError(
-            f"state file {path} has schema_version {version!r}; this version of stratmancer-jobs "
+            f"state file {path} has schema_version {_show(version)}; this version of stratmancer-jobs "
             f"reads {SCHEMA_VERSION}"
         )
     jobs = data.get("jobs")
     if not isinstance(jobs, dict) or not all(isinstance(v, dict) for v in jobs.values()):
         raise StateError(f"state file {path} has no valid 'jobs' object")
+    recovered = data.get("recovered_from")
+    if recovered is not None and (
+        not isinstance(recovered, dict) or not all(isinstance(v, str) for v in recovered.values())
+    ):
+        raise StateError(f"state file {path}: recovered_from is not an object of strings: {_show(recovered)}")
     for job_id, record in jobs.items():
-        for name in COUNTERS:
-            value = record.get(name, 0)
-            if not isinstance(value, int) or isinstance(value, bool) or value < 0:
-                raise StateError(f"state file {path}: jobs.{job_id}.{name} is not a count: {value!r}")
+        for name, check in _CHECKS.items():
+            if name not in record:
+                continue
+            try:
+                record[name] = check(record[name])
+            except _Invalid as exc:
+                raise StateError(f"state file {path}: jobs.{job_id}.{name} {exc}") from None
+        for name, default in _DEFAULTS.items():
+            record.setdefault(name, default)
     return data
 
 
@@ -115,9 +274,10 @@ def read_state(path: Path) -> State:
         raise StateError(f"state file {path} is empty")
     try:
         data = json.loads(raw)
-    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
-        raise StateError(f"state file {path} is not valid JSON ({exc})") from None
-    return _validate(data, path)
+    except (ValueError, RecursionError) as exc:  # also: too deep, an integer of over 4300 digits
+        reason = "nested too deeply" if isinstance(exc, RecursionError) else bounded(str(exc), 200)
+        raise StateError(f"state file {path} is not valid JSON ({reason})") from None
+    return _validate(encodable(data), path)
 
 
 def job_record(state: State, job_id: str) -> JobRecord:
@@ -187,7 +347,7 @@ class StateStore:
             record = job_record(state, job_id)
             change(record)
             state["jobs"][job_id] = record
-            atomic_write_json(self.path, state)
+            atomic_write_json(self.path, encodable(state))
         return notice
 
 
