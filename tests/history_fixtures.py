@@ -2,9 +2,13 @@
 
 from __future__ import annotations
 
+import contextlib
+import ctypes
 import json
 import logging
+import os
 import shutil
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -110,3 +114,36 @@ class StratMancerHistoryIndex:
                 "n_matches": int(payload["n_matches"]),
                 "avg_wr": float(payload["avg_wr"]),
             }
+
+
+_CAP_VERSION_3 = 0x20080522
+_DAC_BITS = (1 << 1) | (1 << 2)  # CAP_DAC_OVERRIDE, CAP_DAC_READ_SEARCH
+
+
+@contextlib.contextmanager
+def permissions_enforced() -> Iterator[None]:
+    """File permissions deny reads to this thread even as root: ``chmod 000`` gives a real EACCES.
+
+    Root reads a mode-000 file through CAP_DAC_OVERRIDE / CAP_DAC_READ_SEARCH. Capabilities are per
+    thread on Linux: they are cleared from this thread's effective set (threads it starts inherit
+    that) and set back afterwards (they stay in the permitted set, so that is allowed). Not root:
+    permissions are enforced already.
+    """
+    if os.geteuid() != 0:
+        yield
+        return
+    libc = ctypes.CDLL(None, use_errno=True)
+    header = (ctypes.c_uint32 * 2)(_CAP_VERSION_3, 0)
+    data = (ctypes.c_uint32 * 6)()  # {effective, permitted, inheritable} x 2 words
+    if libc.capget(header, data) != 0:
+        raise OSError(ctypes.get_errno(), "capget")
+    saved = list(data)
+    data[0] &= ~_DAC_BITS
+    if libc.capset(header, data) != 0:
+        raise OSError(ctypes.get_errno(), "capset")
+    try:
+        yield
+    finally:
+        data[:] = saved
+        if libc.capset(header, data) != 0:
+            raise OSError(ctypes.get_errno(), "capset (restoring)")

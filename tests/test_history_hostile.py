@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import json
 import os
+import subprocess
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -14,6 +16,7 @@ from tests.history_fixtures import (
     index_bytes,
     low_thresholds,
     match,
+    permissions_enforced,
     processed,
     refresh,
     write_array,
@@ -95,3 +98,78 @@ def test_same_size_edit_beyond_the_hashed_edges_with_mtime_restored(root: Path, 
     assert outcome.mode != "unchanged"
     assert index_bytes(root) != before
     assert index_bytes(root) == full_rebuild_bytes(root, tmp_path / "scratch")
+
+
+def test_unreadable_tier_file_freezes_only_its_own_tier(root: Path, tmp_path: Path) -> None:
+    """SILVER unreadable (a real EACCES): SILVER and LOW keep their entries, GOLD and MID update."""
+    low_thresholds(root)
+    silver = write_array(root, "SILVER", games("S", 8))
+    write_array(root, "BRONZE", games("B", 4))
+    write_array(root, "GOLD", games("G", 6))
+    refresh(root)
+    before = index(root)
+    silver.chmod(0)
+    write_array(root, "GOLD", games("G", 7))
+    write_array(root, "BRONZE", games("B", 5))
+    with permissions_enforced():
+        outcome = refresh(root)
+    after = index(root)
+    assert len(outcome.errors) == 1
+    assert str(silver) in outcome.errors[0] and "ermission denied" in outcome.errors[0]
+    assert after["SILVER"] == before["SILVER"]
+    assert after["LOW"] == before["LOW"]
+    assert after["BRONZE"]["n_matches"] == 5
+    assert (after["GOLD"]["n_matches"], after["MID"]["n_matches"]) == (7, 7)
+    silver.chmod(0o644)
+    with permissions_enforced():
+        fixed = refresh(root)
+    assert fixed.errors == ()
+    assert index(root)["LOW"]["n_matches"] == 13
+    assert index_bytes(root) == full_rebuild_bytes(root, tmp_path / "scratch")
+
+
+def test_file_unreadable_after_an_append_keeps_its_tier(root: Path) -> None:
+    """An unreadable file on the incremental path is a bad file too, not a failed run."""
+    low_thresholds(root)
+    gold = write_array(root, "GOLD", games("G", 6))
+    write_array(root, "DIAMOND", games("D", 3))
+    refresh(root)
+    write_array(root, "GOLD", games("G", 9))
+    write_array(root, "DIAMOND", games("D", 4))
+    gold.chmod(0)
+    with permissions_enforced():
+        outcome = refresh(root)
+    assert len(outcome.errors) == 1 and str(gold) in outcome.errors[0]
+    assert (index(root)["GOLD"]["n_matches"], index(root)["HIGH"]["n_matches"]) == (6, 4)
+
+
+_LOW_MEMORY_RUN = """
+import resource, sys
+from pathlib import Path
+from tests.history_fixtures import refresh
+with open("/proc/self/status") as status:
+    vm = next(int(line.split()[1]) for line in status if line.startswith("VmSize:")) * 1024
+resource.setrlimit(resource.RLIMIT_AS, (vm + 512 * 2**20, resource.RLIM_INFINITY))
+outcome = refresh(Path(sys.argv[1]))
+print("\\n".join(outcome.errors))
+"""
+
+
+def test_out_of_memory_while_reading_names_the_file(root: Path) -> None:
+    """A file too large for the memory limit is a bad file whose error names it (was ``MemoryError: ``)."""
+    low_thresholds(root)
+    write_array(root, "GOLD", games("G", 4))
+    huge = processed(root) / "matches_SILVER.json"
+    with huge.open("wb") as handle:  # sparse: 8 GiB of zeros that take no disk space
+        handle.truncate(8 * 2**30)
+    repo = Path(__file__).resolve().parent.parent
+    done = subprocess.run(
+        [sys.executable, "-c", _LOW_MEMORY_RUN, str(root)],
+        cwd=repo,
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip() == f"{huge}: cannot read it: out of memory ({8 * 2**30:,} bytes)"
+    assert index(root)["GOLD"]["n_matches"] == 4

@@ -112,8 +112,10 @@ class _Reader:
     @contextlib.contextmanager
     def open(self, source: SourceFile) -> Iterator[tuple[Buf, FileStat]]:
         with sources.mapped(source) as (buf, stat):
-            yield buf, stat
-        self.count(stat.size)
+            try:
+                yield buf, stat
+            finally:
+                self.count(stat.size)
 
     def count(self, size: int) -> None:
         self.files += 1
@@ -217,8 +219,13 @@ def _extend(
         return run
     run.changed = True
 
-    def read(source: SourceFile) -> sources.Appended:
-        return sources.read_appended(source, checkpoints[source.name].consumed)
+    def read(source: SourceFile) -> sources.Appended | str:
+        if source.error is not None:
+            return source.error
+        try:
+            return sources.read_appended(source, checkpoints[source.name].consumed)
+        except sources.ReadError as exc:
+            return str(exc)
 
     # Checking the counted prefixes reads every byte; reads and zlib release the GIL: use both cores.
     if len(changed) > 1:
@@ -227,6 +234,9 @@ def _extend(
     else:
         appended = [read(changed[0])]
     for source, found in zip(changed, appended, strict=True):
+        if isinstance(found, str):  # unreadable: like a corrupt file, its tier keeps its last entry
+            run.errors[source.name] = found
+            continue
         reader.count(found.stat.size)
         previous = checkpoints[source.name]
         if found.prefix_crc != previous.crc:
@@ -235,6 +245,9 @@ def _extend(
             decoded, checkpoint = _decode_file(source, found.tail, found.stat, previous, previous.consumed)
         except RecordsError as exc:
             run.errors[source.name] = f"{source.path}: {exc}"
+            continue
+        except MemoryError:
+            run.errors[source.name] = sources.read_error(source.path, MemoryError(), found.stat.size)
             continue
         reader.note(source, decoded)
         try:
@@ -248,12 +261,21 @@ def _extend(
 def _rebuild(group: str, files: list[SourceFile], reader: _Reader) -> _GroupRun:
     run = _GroupRun(GroupState(group), {}, changed=True, rebuilt=True)
     for source in files:
-        with reader.open(source) as (buf, stat):
-            try:
+        if source.error is not None:
+            run.errors[source.name] = source.error
+            continue
+        try:
+            with reader.open(source) as (buf, stat):
                 decoded, checkpoint = _decode_file(source, buf, stat, None)
-            except RecordsError as exc:
-                run.errors[source.name] = f"{source.path}: {exc}"
-                continue
+        except RecordsError as exc:
+            run.errors[source.name] = f"{source.path}: {exc}"
+            continue
+        except sources.ReadError as exc:  # unreadable: like a corrupt file, its tier keeps its last entry
+            run.errors[source.name] = str(exc)
+            continue
+        except MemoryError:
+            run.errors[source.name] = sources.read_error(source.path, MemoryError(), source.stat.size)
+            continue
         reader.note(source, decoded)
         run.state.add(source.tier, source.kind, decoded.records, decoded.skipped)
         run.checkpoints[source.name] = checkpoint
@@ -282,6 +304,8 @@ def _process_group(
 
 def _unchanged(manifest: cache.Manifest, files: list[SourceFile], thresholds: list[int], index: Path) -> bool:
     current = {f.name: _entry(f.stat) for f in files}
+    if any(f.error is not None for f in files):
+        return False
     if manifest.thresholds != thresholds or manifest.files != current:
         return False
     try:

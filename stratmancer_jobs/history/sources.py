@@ -21,6 +21,10 @@ EDGE: Final = 64 * 1024  # bytes hashed at each end of a file for its fingerprin
 CHUNK: Final = 1024 * 1024  # read size when checking a counted prefix
 
 
+class ReadError(InputError):
+    """A tier file could not be read (permissions, gone, out of memory); the message names it."""
+
+
 @dataclass(frozen=True)
 class FileStat:
     """What the skip rule compares: size, mtime, ctime, inode and a hash of the first and last bytes.
@@ -45,6 +49,7 @@ class SourceFile:
     tier: str
     kind: str
     stat: FileStat
+    error: str | None = None  # why it cannot be read ("<path>: cannot read it (...)"); its tier is kept
 
     @property
     def rank(self) -> int:
@@ -81,7 +86,28 @@ def _stat(path: Path) -> FileStat:
         if st.st_size > EDGE:
             handle.seek(st.st_size - EDGE)
             tail = handle.read(EDGE)
-    return FileStat(st.st_size, st.st_mtime_ns, fingerprint_bytes(head, tail, st.st_size), st.st_ctime_ns, st.st_ino)
+    return FileStat(
+        st.st_size, st.st_mtime_ns, fingerprint_bytes(head, tail, st.st_size), st.st_ctime_ns, st.st_ino
+    )
+
+
+def read_error(path: Path, exc: BaseException, size: int | None = None) -> str:
+    """The message of a file that could not be read, naming it."""
+    if isinstance(exc, MemoryError):
+        amount = f" ({size:,} bytes)" if size is not None else ""
+        return f"{path}: cannot read it: out of memory{amount}"
+    if isinstance(exc, OSError):
+        return f"{path}: cannot read it ({exc.strerror or exc})"
+    return f"{path}: cannot read it ({exc})"
+
+
+def _lstat(path: Path) -> FileStat:
+    """The stat of a file that cannot be opened (zeros when even that fails)."""
+    try:
+        st = path.lstat()
+    except OSError:
+        return FileStat(0, 0, "", 0, 0)
+    return FileStat(st.st_size, st.st_mtime_ns, "", st.st_ctime_ns, st.st_ino)
 
 
 def scan(directory: Path) -> tuple[list[SourceFile], list[str]]:
@@ -115,7 +141,11 @@ def scan(directory: Path) -> tuple[list[SourceFile], list[str]]:
         try:
             stat = _stat(path)
         except OSError as exc:
-            raise InputError(f"cannot read {path}: {exc.strerror}") from None
+            # Like a corrupt file: only its own tier keeps its last entry, the others are updated.
+            files.append(
+                SourceFile(entry.name, path, parsed[0], parsed[1], _lstat(path), read_error(path, exc))
+            )
+            continue
         files.append(SourceFile(entry.name, path, parsed[0], parsed[1], stat))
     if not files:
         raise InputError(
@@ -134,12 +164,13 @@ def mapped(source: SourceFile) -> Iterator[tuple[Buf, FileStat]]:
     touching a mapped page past the new end of the file kills the whole process with SIGBUS. A read
     racing a rewrite only sees a short or torn file, which the decoder reports as a bad file.
     """
+    st: os.stat_result | None = None
     try:
         with source.path.open("rb", buffering=0) as handle:
             st = os.fstat(handle.fileno())
             buf: Buf = handle.read() or b""
-    except (OSError, ValueError) as exc:
-        raise InputError(f"cannot read {source.path}: {exc}") from None
+    except (OSError, ValueError, MemoryError) as exc:
+        raise ReadError(read_error(source.path, exc, st.st_size if st is not None else None)) from None
     yield buf, FileStat(len(buf), st.st_mtime_ns, fingerprint_of(buf), st.st_ctime_ns, st.st_ino)
 
 
@@ -178,7 +209,9 @@ def read_appended(source: SourceFile, consumed: int) -> Appended:
             size = consumed + len(tail) if crc is not None else consumed - left
             head = os.pread(fd, EDGE, 0)
             last = os.pread(fd, EDGE, size - EDGE) if size > EDGE else b""
-    except OSError as exc:
-        raise InputError(f"cannot read {source.path}: {exc.strerror}") from None
-    stat = FileStat(size, st.st_mtime_ns, fingerprint_bytes(head[:size], last, size), st.st_ctime_ns, st.st_ino)
+    except (OSError, MemoryError) as exc:
+        raise ReadError(read_error(source.path, exc, consumed)) from None
+    stat = FileStat(
+        size, st.st_mtime_ns, fingerprint_bytes(head[:size], last, size), st.st_ctime_ns, st.st_ino
+    )
     return Appended(stat, crc, tail)
