@@ -173,3 +173,55 @@ def test_out_of_memory_while_reading_names_the_file(root: Path) -> None:
     assert done.returncode == 0, done.stderr
     assert done.stdout.strip() == f"{huge}: cannot read it: out of memory ({8 * 2**30:,} bytes)"
     assert index(root)["GOLD"]["n_matches"] == 4
+
+
+def _python_dump(records: list[Any]) -> str:
+    """What the collector's ``json.dump(records, indent=2)`` writes (``allow_nan`` is on by default)."""
+    return json.dumps(records, indent=2)
+
+
+def test_nan_and_infinity_in_ignored_fields_of_a_json_tier(root: Path, tmp_path: Path) -> None:
+    """Python's ``NaN``/``Infinity``/``-Infinity`` in fields the index ignores do not reject the file."""
+    low_thresholds(root)
+    records: list[Any] = games("G", 6)
+    records[1]["derived_features"] = {"kda": float("nan"), "gold_diff": float("inf"), "label": "NaN"}
+    records[4]["champion_stats"][0]["kills_per_min"] = float("-inf")
+    path = processed(root) / "matches_GOLD.json"
+    path.write_text(_python_dump(records))
+    assert b"NaN" in path.read_bytes() and b"-Infinity" in path.read_bytes()
+    outcome = refresh(root)
+    assert outcome.errors == ()
+    assert index(root)["GOLD"]["n_matches"] == 6
+    # incremental: appended records with NaN too
+    records += games("N", 3)
+    records[-1]["derived_features"] = [float("nan")]
+    path.write_text(_python_dump(records))
+    assert refresh(root).errors == ()
+    assert index(root)["GOLD"]["n_matches"] == 9
+    assert index_bytes(root) == full_rebuild_bytes(root, tmp_path / "scratch")
+
+
+def test_nan_where_the_index_reads_is_an_invalid_record(root: Path) -> None:
+    """``blue_win: NaN`` is a bad record (as with ``json.load``: a float is not a bool), not a bad file."""
+    low_thresholds(root)
+    records: list[Any] = games("G", 4)
+    records[2]["blue_win"] = float("nan")
+    (processed(root) / "matches_GOLD.json").write_text(_python_dump(records))
+    outcome = refresh(root)
+    assert (outcome.errors, outcome.matches, outcome.invalid) == ((), 3, 1)
+
+
+def test_nan_in_jsonl_lines_counts(root: Path, tmp_path: Path) -> None:
+    """A JSONL line with ``NaN`` counts, also as an unterminated last line and on the incremental path."""
+    low_thresholds(root)
+    records: list[Any] = games("G", 5)
+    for record in records:
+        record["derived_features"] = {"x": float("nan"), "y": float("inf")}
+    path = processed(root) / "matches_GOLD.jsonl"
+    path.write_text("".join(json.dumps(r) + "\n" for r in records[:3]) + json.dumps(records[3]))
+    assert refresh(root).matches == 4
+    with path.open("a") as handle:
+        handle.write("\n" + json.dumps(records[4]) + "\n")
+    outcome = refresh(root)
+    assert (outcome.matches, outcome.invalid) == (5, 0)
+    assert index_bytes(root) == full_rebuild_bytes(root, tmp_path / "scratch")

@@ -8,6 +8,7 @@ which records are bad and why.
 
 from __future__ import annotations
 
+import re
 from collections import Counter
 from dataclasses import dataclass, field
 from typing import Any, Final
@@ -102,8 +103,41 @@ def classify(raw: bytes | msgspec.Raw) -> Match | str:
     return Match(tuple(loose.blue_picks), tuple(loose.red_picks), loose.blue_win, mid)
 
 
+# A JSON string (skipped over whole, so that nothing inside one is touched) or one of the tokens
+# Python's ``json.dump`` writes for non-finite floats by default (``allow_nan=True``).
+_NONFINITE_OR_STRING: Final = re.compile(rb'"[^"\\]*(?:\\.[^"\\]*)*"|-?Infinity|NaN', re.DOTALL)
+
+
+def _null(match: re.Match[bytes]) -> bytes:
+    token = match[0]
+    return token if token[:1] == b'"' else b"null"
+
+
+def finite(buf: Buf) -> bytes | None:
+    """``buf`` with Python's ``NaN``/``Infinity``/``-Infinity`` tokens read as ``null``; None if it has none.
+
+    Only run after msgspec (strict JSON) rejected the bytes, so the normal path pays nothing. ``null``
+    gives every rule the answer ``json.load``'s float would: in an ignored field nothing changes, as
+    ``blue_win`` or a pick it is not a bool / int, as ``match_id`` it is not an id, as a record it is
+    not an object. Invalid JSON stays invalid (``xNaN`` becomes ``xnull``).
+    """
+    if buf.find(b"NaN") < 0 and buf.find(b"Infinity") < 0:
+        return None
+    return _NONFINITE_OR_STRING.sub(_null, bytes(buf))
+
+
 def decode_array(buf: Buf) -> Decoded:
     """Decode a whole JSON array of records; RecordsError when it is not valid JSON or not an array."""
+    try:
+        return _decode_array(buf)
+    except RecordsError:
+        cleaned = finite(buf)
+        if cleaned is None:
+            raise
+        return _decode_array(cleaned)
+
+
+def _decode_array(buf: Buf) -> Decoded:
     try:
         matches = _ARRAY.decode(buf)
     except msgspec.ValidationError:
@@ -162,6 +196,34 @@ def split_lines(buf: Buf, start: int) -> tuple[list[bytes], int]:
     return [line for line in chunk.split(b"\n") if line.strip()], end
 
 
+def _classify_line(line: bytes) -> Match | str:
+    """``classify`` for one JSONL line; a line that is not JSON (even read as Python's) is a bad line."""
+    try:
+        return classify(line)
+    except (msgspec.DecodeError, RecursionError):
+        pass
+    cleaned = finite(line)
+    if cleaned is not None:
+        try:
+            return classify(cleaned)
+        except (msgspec.DecodeError, RecursionError):
+            pass
+    return BAD_JSON_LINE
+
+
+def _complete(line: bytes) -> bool:
+    """Whether ``line`` is one whole JSON value (Python's non-finite tokens allowed)."""
+    for candidate in (line, finite(line)):
+        if candidate is None:
+            break
+        try:
+            _ANY.decode(candidate)
+        except (msgspec.DecodeError, RecursionError):
+            continue
+        return True
+    return False
+
+
 def decode_lines(buf: Buf, start: int) -> LinesResult:
     """Decode JSONL from ``start``: a bad complete line is skipped, an unfinished last line left for later."""
     lines, end = split_lines(buf, start)
@@ -170,10 +232,7 @@ def decode_lines(buf: Buf, start: int) -> LinesResult:
         matches = [_ONE.decode(line) for line in lines]
     except (msgspec.MsgspecError, RecursionError):
         for line in lines:
-            try:
-                result = classify(line)
-            except (msgspec.DecodeError, RecursionError):
-                result = BAD_JSON_LINE
+            result = _classify_line(line)
             if isinstance(result, str):
                 out.skipped[result] += 1
             else:
@@ -186,12 +245,10 @@ def decode_lines(buf: Buf, start: int) -> LinesResult:
     unterminated = False
     rest = buf[end:]
     if rest.strip():
-        try:
-            _ANY.decode(rest)
-        except (msgspec.DecodeError, RecursionError):
+        if not _complete(rest):
             # The collector is still writing this line: leave it for the next run.
             return LinesResult(out, end, False)
-        result = classify(rest)
+        result = _classify_line(rest)
         if isinstance(result, str):
             out.skipped[result] += 1
         else:
