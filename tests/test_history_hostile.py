@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import Any
 
 from stratmancer_jobs.history import sources
+from stratmancer_jobs.history.build import sidecar_path
 from tests.history_fixtures import (
     full_rebuild_bytes,
     index,
@@ -19,6 +20,7 @@ from tests.history_fixtures import (
     permissions_enforced,
     processed,
     refresh,
+    settings_for,
     write_array,
 )
 
@@ -225,3 +227,16 @@ def test_nan_in_jsonl_lines_counts(root: Path, tmp_path: Path) -> None:
     outcome = refresh(root)
     assert (outcome.matches, outcome.invalid) == (5, 0)
     assert index_bytes(root) == full_rebuild_bytes(root, tmp_path / "scratch")
+
+
+def test_deleted_sidecar_is_recreated_without_rereading(root: Path) -> None:
+    """Losing ``history_index.meta.json`` while the inputs are unchanged writes it again."""
+    low_thresholds(root)
+    write_array(root, "GOLD", games("G", 5))
+    refresh(root)
+    sidecar = sidecar_path(settings_for(root).layout)
+    before = json.loads(sidecar.read_text())
+    sidecar.unlink()
+    outcome = refresh(root)
+    assert outcome.files_read == 0
+    assert json.loads(sidecar.read_text())["tiers"] == before["tiers"]

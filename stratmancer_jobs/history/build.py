@@ -302,7 +302,11 @@ def _process_group(
     return _rebuild(group, files, reader)
 
 
-def _unchanged(manifest: cache.Manifest, files: list[SourceFile], thresholds: list[int], index: Path) -> bool:
+def _unchanged(
+    manifest: cache.Manifest, files: list[SourceFile], thresholds: list[int], layout: Layout
+) -> bool:
+    """Nothing to do: every input has the stats the manifest vouches for and both outputs are there."""
+    index = layout.history_index
     current = {f.name: _entry(f.stat) for f in files}
     if any(f.error is not None for f in files):
         return False
@@ -310,6 +314,7 @@ def _unchanged(manifest: cache.Manifest, files: list[SourceFile], thresholds: li
         return False
     try:
         st = index.stat()
+        sidecar_path(layout).stat()
     except OSError:
         return False
     return (st.st_size, st.st_mtime_ns) == (manifest.index_size, manifest.index_mtime_ns)
@@ -516,7 +521,7 @@ def refresh_history(
     cache_dir = layout.history_cache_dir
     limits = [thresholds.min_champ_games, thresholds.min_pair_games, thresholds.min_counter_games]
     manifest = cache.load_manifest(cache_dir)
-    if not full and manifest is not None and _unchanged(manifest, files, limits, layout.history_index):
+    if not full and manifest is not None and _unchanged(manifest, files, limits, layout):
         return _unchanged_outcome(manifest)
 
     known = manifest.files if manifest is not None and not full else {}
