@@ -150,8 +150,12 @@ def run_job(
 
 def _not_due(spec: JobSpec, settings: Settings, store: StateStore, now: datetime) -> str | None:
     """None when the job is due; otherwise the one-line note saying why it is not run."""
+    from stratmancer_jobs.state import in_the_future
+
     record = job_record(_read_quietly(store), spec.id)
     last_success = parse_iso(record.get("last_success"))
+    if in_the_future(last_success, now):
+        last_success = None  # recorded while the clock was ahead: no recent success, so it is due
     schedule = settings.job(spec).schedule
     if is_due(schedule, settings.timezone, last_success, now):
         return None

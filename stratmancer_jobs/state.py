@@ -23,6 +23,7 @@ from filelock import FileLock, Timeout
 
 from stratmancer_jobs.atomicio import atomic_write_json, make_dirs
 from stratmancer_jobs.errors import StateError, StorageError
+from stratmancer_jobs.procs import process_start_ticks
 
 SCHEMA_VERSION = 1
 MAX_ERROR_CHARS = 500
@@ -31,6 +32,7 @@ RECENT_RUNS = 20
 STATE_LOCK_TIMEOUT_S = 60.0
 FILE_MODE = 0o644
 MIN_YEAR, MAX_YEAR = 1970, 9000
+MAX_CLOCK_SKEW_S = 300  # a recorded time later than now by more than this: the clock was ahead
 
 JobRecord = dict[str, Any]
 State = dict[str, Any]
@@ -69,6 +71,12 @@ def parse_iso(text: object) -> datetime | None:
         return None
     # far outside any real run, and too close to datetime's limits for schedule arithmetic
     return moment if MIN_YEAR <= in_utc.year <= MAX_YEAR else None
+
+
+def in_the_future(moment: datetime | None, now: datetime) -> bool:
+    """True when ``moment`` is later than ``now`` by more than MAX_CLOCK_SKEW_S: it was recorded while
+    the clock was ahead, and must not count as a recent success (health, ``--if-due``)."""
+    return moment is not None and (moment - now).total_seconds() > MAX_CLOCK_SKEW_S
 
 
 def bounded(text: str, limit: int) -> str:
@@ -355,8 +363,9 @@ class StateStore:
 
 
 def mark_started(record: JobRecord, *, pid: int, started: datetime) -> None:
-    """Note that a run holds the job's lock now (status shows it as running while the pid lives)."""
-    record["running"] = {"pid": pid, "started": iso(started)}
+    """Note that a run holds the job's lock now (status shows it as running while the pid lives and
+    still has the start time recorded here, so that a reused pid is not taken for the run)."""
+    record["running"] = {"pid": pid, "started": iso(started), "pid_starttime": process_start_ticks(pid)}
 
 
 def _push_run(record: JobRecord, entry: dict[str, Any]) -> None:

@@ -11,9 +11,9 @@ from stratmancer_jobs.config import Settings
 from stratmancer_jobs.errors import StateError
 from stratmancer_jobs.health import CRITICAL, OK, WARNING, Health, compute_health
 from stratmancer_jobs.jobs import JOBS, JobSpec
-from stratmancer_jobs.procs import pid_alive
+from stratmancer_jobs.procs import marker_alive
 from stratmancer_jobs.schedule import describe, next_run
-from stratmancer_jobs.state import FIELDS, State, job_record, read_state
+from stratmancer_jobs.state import FIELDS, State, encodable, job_record, read_state
 
 
 @dataclass(frozen=True)
@@ -39,7 +39,11 @@ class JobStatus:
         out["health"] = self.health.state
         out["health_detail"] = self.health.detail
         out["consecutive_failures"] = self.record.get("consecutive_failures", 0)
-        out["running"] = self.record.get("running") if self.health.state == "running" else None
+        running = self.record.get("running") if self.health.state == "running" else None
+        # the marker's pid_starttime is internal (it tells a reused pid apart); the output is unchanged
+        out["running"] = (
+            {key: running.get(key) for key in ("pid", "started")} if isinstance(running, dict) else None
+        )
         out["recent_runs"] = self.record.get("runs") or []
         return out
 
@@ -76,14 +80,14 @@ def build_report(
     settings: Settings,
     now: datetime,
     specs: tuple[JobSpec, ...] = JOBS,
-    alive: Callable[[object], bool] = pid_alive,
+    alive: Callable[[object], bool] = marker_alive,
 ) -> StatusReport:
     """Read the state once and compute every job's row at ``now``."""
     state_error: str | None = None
     try:
         state: State = read_state(settings.layout.state_file)
     except StateError as exc:
-        state_error = str(exc)
+        state_error = encodable(str(exc))  # the path may hold bytes that are not UTF-8
         state = {"jobs": {}}
     rows = []
     for spec in specs:
