@@ -85,7 +85,7 @@ def _parse_field(text: str, field: int, expr: str) -> set[int]:
         step = 1
         if slash:
             if not step_text.isdigit() or int(step_text) == 0:
-                raise _untranslatable(expr, f"step {step_text!r} in the {name} field is not a positive number")
+                raise _untranslatable(expr, f"step {step_text!r} in the {name} field is not positive")
             step = int(step_text)
         if base == "*":
             start, end = lo, hi
@@ -103,6 +103,17 @@ def _parse_field(text: str, field: int, expr: str) -> set[int]:
     return values
 
 
+def _runs(ordered: list[int]) -> list[tuple[int, int]]:
+    """Sorted distinct numbers grouped into runs of consecutive values, as (first, last) pairs."""
+    runs: list[tuple[int, int]] = []
+    for value in ordered:
+        if runs and value == runs[-1][1] + 1:
+            runs[-1] = (runs[-1][0], value)
+        else:
+            runs.append((value, value))
+    return runs
+
+
 def _render_numbers(values: set[int], lo: int, hi: int) -> str:
     """The shortest exact OnCalendar= component: ``*``, ``a/n``, ``a..b/n``, ranges and lists."""
     if values == set(range(lo, hi + 1)):
@@ -115,16 +126,11 @@ def _render_numbers(values: set[int], lo: int, hi: int) -> str:
                 return f"{ordered[0]:02d}/{step}"
             return f"{ordered[0]:02d}..{ordered[-1]:02d}/{step}"
     parts: list[str] = []
-    run_start = ordered[0]
-    for prev, cur in pairwise([*ordered, None]):
-        if cur is not None and cur == prev + 1:
-            continue
-        if prev - run_start >= 2:
-            parts.append(f"{run_start:02d}..{prev:02d}")
+    for first, last in _runs(ordered):
+        if last - first >= 2:
+            parts.append(f"{first:02d}..{last:02d}")
         else:
-            parts.extend(f"{v:02d}" for v in range(run_start, prev + 1))
-        if cur is not None:
-            run_start = cur
+            parts.extend(f"{v:02d}" for v in range(first, last + 1))
     return ",".join(parts)
 
 
@@ -134,19 +140,14 @@ def _render_weekdays(days: set[int]) -> str:
         return ""
     positions = [i for i, day in enumerate(SYSTEMD_WEEK) if day in days]
     parts: list[str] = []
-    run_start = positions[0]
-    for prev, cur in pairwise([*positions, None]):
-        if cur is not None and cur == prev + 1:
-            continue
-        names = [SYSTEMD_DAYS[SYSTEMD_WEEK[i]] for i in range(run_start, prev + 1)]
+    for first, last in _runs(positions):
+        names = [SYSTEMD_DAYS[SYSTEMD_WEEK[i]] for i in range(first, last + 1)]
         parts.append(f"{names[0]}..{names[-1]}" if len(names) >= 3 else ",".join(names))
-        if cur is not None:
-            run_start = cur
     return ",".join(parts)
 
 
 def check_timezone(timezone: str) -> str:
-    """Return ``timezone`` if it is a known IANA zone name usable in ``OnCalendar=``; ConfigError otherwise."""
+    """Return ``timezone`` if it is a known IANA zone name usable in ``OnCalendar=``, else ConfigError."""
     if not _ZONE_RE.fullmatch(timezone) or timezone.startswith("/"):
         raise ConfigError(f"timezone {timezone!r} is not an IANA zone name (like Europe/Paris)")
     try:
@@ -280,6 +281,9 @@ def render_units(
         raise ConfigError("no jobs to write systemd units for")
     root = _check_path(str(target.root), "deployment root")
     executable = _check_path(target.executable, "executable")
+    if any(ch in executable for ch in "\\'\""):
+        # systemd refuses an executable path with quotes or backslashes ("contains special characters")
+        raise ConfigError(f"executable {executable!r} contains a quote or backslash; systemd cannot run it")
     if accuracy_s < 1:
         raise ConfigError(f"timer accuracy must be >= 1 s, got {accuracy_s}")
     if kill_margin_s < 0:
@@ -328,7 +332,8 @@ def render_units(
             *_header(timer, timers, user=user),
             "",
             "[Unit]",
-            f"Description={_escape_specifiers(f'Schedule of StratMancer job {job.name} (cron: {job.schedule})')}",
+            "Description="
+            + _escape_specifiers(f"Schedule of StratMancer job {job.name} (cron: {job.schedule})"),
             "",
             "[Timer]",
             f"OnCalendar={cron_to_oncalendar(job.schedule, zone)}",
