@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import logging
+import math
 import os
 import shutil
 import sys
@@ -15,7 +16,7 @@ from typing import Annotated, Any, NoReturn
 import typer
 
 from stratmancer_jobs import __version__
-from stratmancer_jobs.config import Settings, load_settings
+from stratmancer_jobs.config import MAX_TIMEOUT_S, Settings, load_settings
 from stratmancer_jobs.errors import EXIT_OK, EXIT_USAGE, StratmancerError
 from stratmancer_jobs.jobs import find_job
 from stratmancer_jobs.logs import LOGGER_NAME, secret_values, setup_logging
@@ -105,13 +106,23 @@ def main_options(
     setup_logging(verbose=verbose, quiet=quiet, fmt=log_format, secrets=secret_values(os.environ))
 
 
+def _check_timeout(value: float | None) -> float | None:
+    """--timeout must be a finite number of seconds in [0, MAX_TIMEOUT_S]; nan and inf are refused."""
+    if value is not None and not (math.isfinite(value) and 0 <= value <= MAX_TIMEOUT_S):
+        _fail(
+            f"--timeout must be between 0 and {MAX_TIMEOUT_S} seconds (7 days; 0 = no limit), got {value!r}",
+            EXIT_USAGE,
+        )
+    return value
+
+
 TimeoutOpt = Annotated[
     float | None,
     typer.Option(
         "--timeout",
-        min=0,
+        callback=_check_timeout,
         help="Stop the run after this many seconds and record it as failed "
-        "(0 = no limit) [default: jobs.<id>.timeout_seconds].",
+        f"(0 = no limit, at most {MAX_TIMEOUT_S}) [default: jobs.<id>.timeout_seconds].",
     ),
 ]
 IfDueOpt = Annotated[

@@ -16,6 +16,7 @@ Core modules never read ``os.environ``: the CLI passes the environment in here.
 
 from __future__ import annotations
 
+import math
 import os
 import tomllib
 from collections.abc import Mapping
@@ -30,6 +31,16 @@ from stratmancer_jobs.logs import secret_values
 
 CONFIG_RELPATH = Path("config") / "jobs.toml"
 DEFAULT_DDRAGON_URL = "https://ddragon.leagueoflegends.com"
+
+# Upper bounds for numeric settings. Beyond them a value is a typo, and inf, nan or a huge number
+# would only overflow later (setitimer, datetime arithmetic, socket timeouts) on every run.
+MAX_TIMEOUT_S = 7 * 24 * 3600  # a job's maximum run time: --timeout and jobs.<id>.timeout_seconds
+MAX_GRACE_S = 31 * 24 * 3600  # jobs.<id>.grace_seconds
+MAX_HTTP_TIMEOUT_S = 3600.0  # patch.connect_timeout_s / read_timeout_s
+MAX_WAIT_S = 24 * 3600.0  # patch.backoff_base_s / max_backoff_s / max_retry_after_s
+MAX_ATTEMPTS = 100  # patch.max_attempts
+MAX_BYTES = 1024**3  # patch.max_bytes (1 GiB)
+MAX_MIN_GAMES = 1_000_000_000  # history.min_*_games
 
 
 @dataclass(frozen=True)
@@ -153,9 +164,16 @@ def _typed(table: Mapping[str, Any], key: str, where: str, kind: type[T], defaul
     return value
 
 
-def _non_negative(value: float, name: str) -> None:
-    if value < 0:
-        raise ConfigError(f"config key {name} must be >= 0, got {value!r}")
+def _in_range(value: float, name: str, low: float, high: float, *, low_open: bool = False) -> None:
+    """ConfigError naming the key unless ``value`` is finite and in [low, high] ((low, high] if open)."""
+    above_low = value > low if low_open else value >= low
+    if not (math.isfinite(value) and above_low and value <= high):
+        lower = f"> {_number(low)}" if low_open else f">= {_number(low)}"
+        raise ConfigError(f"config key {name} must be {lower} and <= {_number(high)}, got {value!r}")
+
+
+def _number(value: float) -> str:
+    return str(int(value)) if float(value).is_integer() else f"{value:g}"
 
 
 def _zone(name: str, where: str) -> ZoneInfo:
@@ -224,8 +242,8 @@ def _job_schedules(data: Mapping[str, Any]) -> dict[str, JobSchedule]:
         validate_cron(schedule, f"config key {where}schedule")
         grace = _typed(table, "grace_seconds", where, int, spec.default_grace_s)
         timeout = _typed(table, "timeout_seconds", where, int, spec.default_timeout_s)
-        _non_negative(grace, where + "grace_seconds")
-        _non_negative(timeout, where + "timeout_seconds")
+        _in_range(grace, where + "grace_seconds", 0, MAX_GRACE_S)
+        _in_range(timeout, where + "timeout_seconds", 0, MAX_TIMEOUT_S)
         result[spec.id] = JobSchedule(schedule=schedule, grace_s=grace, timeout_s=timeout)
     return result
 
@@ -236,8 +254,7 @@ def _history(data: Mapping[str, Any]) -> HistorySettings:
     values: dict[str, int] = {}
     for key in ("min_champ_games", "min_pair_games", "min_counter_games"):
         value = _typed(table, key, "history.", int, getattr(defaults, key))
-        if value < 1:
-            raise ConfigError(f"config key history.{key} must be >= 1, got {value}")
+        _in_range(value, f"history.{key}", 1, MAX_MIN_GAMES)
         values[key] = value
     _reject_unknown(table, "history.", set(values))
     return HistorySettings(**values)
@@ -278,15 +295,12 @@ def _patch(data: Mapping[str, Any], env: Mapping[str, str]) -> PatchSettings:
     )
     if not settings.region.isalnum():
         raise ConfigError(f"config key patch.region must be alphanumeric, got {settings.region!r}")
-    if settings.max_attempts < 1:
-        raise ConfigError("config key patch.max_attempts must be >= 1")
-    if settings.max_bytes < 1:
-        raise ConfigError("config key patch.max_bytes must be >= 1")
+    _in_range(settings.max_attempts, w + "max_attempts", 1, MAX_ATTEMPTS)
+    _in_range(settings.max_bytes, w + "max_bytes", 1, MAX_BYTES)
     for key in ("connect_timeout_s", "read_timeout_s"):
-        if getattr(settings, key) <= 0:
-            raise ConfigError(f"config key patch.{key} must be > 0")
+        _in_range(getattr(settings, key), w + key, 0, MAX_HTTP_TIMEOUT_S, low_open=True)
     for key in ("backoff_base_s", "max_backoff_s", "max_retry_after_s"):
-        _non_negative(getattr(settings, key), w + key)
+        _in_range(getattr(settings, key), w + key, 0, MAX_WAIT_S)
     _reject_unknown(table, w, set(PatchSettings.__dataclass_fields__))
     return settings
 

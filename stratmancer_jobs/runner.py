@@ -9,22 +9,25 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import math
 import os
 import signal
 import time
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 from datetime import datetime
+from pathlib import Path
 from types import FrameType
 from typing import Any, Literal
 
 from filelock import FileLock, Timeout
 
 from stratmancer_jobs.atomicio import make_dirs
-from stratmancer_jobs.config import Settings
+from stratmancer_jobs.config import MAX_TIMEOUT_S, Settings
 from stratmancer_jobs.errors import (
     EXIT_FAILED,
     EXIT_OK,
+    EXIT_USAGE,
     JobError,
     JobTimeout,
     StorageError,
@@ -129,6 +132,10 @@ def run_job(
     store = StateStore(settings.layout.state_file)
     schedule = settings.job(spec)
     limit = schedule.timeout_s if timeout_s is None else timeout_s
+    if not (math.isfinite(limit) and 0 <= limit <= MAX_TIMEOUT_S):  # setitimer would overflow
+        bad = f"timeout must be between 0 and {MAX_TIMEOUT_S} seconds (0 = no limit), got {limit!r}"
+        log.error(bad, extra=_extra(spec, "error"))
+        return RunOutcome("error", EXIT_USAGE, error=bad)
     if if_due:
         not_due = _not_due(spec, settings, store, clock())
         if not_due is not None:
@@ -142,6 +149,8 @@ def run_job(
     except StratmancerError as exc:
         log.error(str(exc), extra=_extra(spec, "error"))
         return RunOutcome("error", exc.exit_code, error=str(exc))
+    except OSError as exc:  # e.g. a lock file left by a `sudo` run, owned by root
+        return _record_lock_failure(spec, settings, store, log, clock, exc)
     try:
         return _run_locked(spec, settings, store, log, options or {}, progress, limit, clock)
     finally:
@@ -179,6 +188,51 @@ def _record_skip(
     _log_notice(log, spec, notice)
     _publish_metrics(settings, log, spec)
     return RunOutcome("skipped", EXIT_OK, summary=reason)
+
+
+def _lock_failure_message(spec: JobSpec, settings: Settings, exc: OSError) -> str:
+    """One line naming the lock file (or its directory) that cannot be opened, and the fix."""
+    path = Path(lock_path(settings, spec))
+    reason = exc.strerror or type(exc).__name__
+    if path.is_dir() and not path.is_symlink():
+        return f"cannot open job lock {path}: it is a directory; delete it (the lock file is recreated)"
+    if os.path.lexists(path):
+        return (
+            f"cannot open job lock {path}: {reason}; chown it to the user running the jobs "
+            "or delete it (it is recreated)"
+        )
+    return (
+        f"cannot create job lock {path}: {reason}; chown the directory {path.parent} "
+        "to the user running the jobs"
+    )
+
+
+def _record_lock_failure(
+    spec: JobSpec, settings: Settings, store: StateStore, log: logging.Logger, clock: Clock, exc: OSError
+) -> RunOutcome:
+    """The job's lock cannot be opened: one clear line, a failed run in the state if it is writable.
+
+    The running marker is left as it is: without the lock nothing is known about another run.
+    """
+    message = redact(_lock_failure_message(spec, settings, exc), settings.redact_values)
+    log.error(f"{message}; the job was not run", extra=_extra(spec, "error", status="error"))
+    now = clock()
+
+    def record_failure(record: dict[str, Any]) -> None:
+        running = record.get("running")
+        mark_finished(
+            record, ok=False, started=now, finished=now, duration_s=0.0, summary=None, error=message
+        )
+        record["running"] = running
+
+    try:
+        notice = store.update(spec.id, record_failure, now)
+    except StratmancerError as state_exc:
+        log.error(f"could not record the failure: {state_exc}", extra=_extra(spec, "error"))
+    else:
+        _log_notice(log, spec, notice)
+    _publish_metrics(settings, log, spec)
+    return RunOutcome("error", EXIT_FAILED, error=message)
 
 
 def _read_quietly(store: StateStore) -> dict[str, Any]:

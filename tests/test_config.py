@@ -89,6 +89,57 @@ def test_bad_values_name_the_key(root: Path, toml: str, message: str) -> None:
     assert info.value.exit_code == 2
 
 
+@pytest.mark.parametrize(
+    ("toml", "message"),
+    [
+        (
+            "[jobs.refresh_history_index]\ntimeout_seconds = 9300000000",
+            "timeout_seconds must be >= 0 and <= 604800",
+        ),
+        (
+            "[jobs.refresh_history_index]\ntimeout_seconds = 604801",
+            "timeout_seconds must be >= 0 and <= 604800",
+        ),
+        (
+            "[jobs.refresh_patch_meta]\ngrace_seconds = 9300000000",
+            "grace_seconds must be >= 0 and <= 2678400",
+        ),
+        (
+            "[history]\nmin_champ_games = 9223372036854775807",
+            "min_champ_games must be >= 1 and <= 1000000000",
+        ),
+        ("[patch]\nconnect_timeout_s = inf", "patch.connect_timeout_s must be > 0 and <= 3600, got inf"),
+        ("[patch]\nread_timeout_s = nan", "patch.read_timeout_s must be > 0 and <= 3600, got nan"),
+        ("[patch]\nread_timeout_s = 1e20", "patch.read_timeout_s must be > 0 and <= 3600"),
+        ("[patch]\nbackoff_base_s = nan", "patch.backoff_base_s must be >= 0 and <= 86400, got nan"),
+        ("[patch]\nmax_backoff_s = inf", "patch.max_backoff_s must be >= 0 and <= 86400, got inf"),
+        ("[patch]\nmax_retry_after_s = 1e300", "patch.max_retry_after_s must be >= 0 and <= 86400"),
+        ("[patch]\nmax_attempts = 9300000000", "patch.max_attempts must be >= 1 and <= 100"),
+        ("[patch]\nmax_bytes = 9223372036854775807", "patch.max_bytes must be >= 1 and <= 1073741824"),
+    ],
+)
+def test_inf_nan_and_huge_numbers_are_refused(root: Path, toml: str, message: str) -> None:
+    """inf, nan and values past each numeric key's maximum are a ConfigError (exit 2) naming the key."""
+    (root / "config/jobs.toml").write_text(toml)
+    with pytest.raises(ConfigError) as info:
+        load_settings(root, {})
+    assert message in str(info.value)
+    assert info.value.exit_code == 2
+
+
+def test_numeric_maximums_themselves_are_accepted(root: Path) -> None:
+    """Each numeric key at exactly its maximum loads (the bounds are inclusive)."""
+    (root / "config/jobs.toml").write_text(
+        "[jobs.refresh_history_index]\ntimeout_seconds = 604800\ngrace_seconds = 2678400\n"
+        "[history]\nmin_pair_games = 1000000000\n"
+        "[patch]\nconnect_timeout_s = 3600\nmax_backoff_s = 86400\nmax_attempts = 100\n"
+        "max_bytes = 1073741824\n"
+    )
+    s = load_settings(root, {})
+    assert s.jobs["refresh_history_index"].timeout_s == 604800
+    assert s.patch.max_attempts == 100 and s.patch.max_bytes == 1024**3
+
+
 def test_secret_values_are_collected_but_not_in_repr(root: Path) -> None:
     """Secret-looking environment values are known for redaction and hidden from repr()."""
     s = load_settings(root, {"RIOT_API_KEY": "RGAPI-abcdef-123456", "HOME": "/root"})
