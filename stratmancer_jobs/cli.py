@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import io
 import json
 import logging
 import math
@@ -43,6 +44,17 @@ class Globals:
     quiet: bool
     log_format: str
     metrics_file: Path | None
+
+
+def _degrade_streams() -> None:
+    """Make strict stdout/stderr replace what their encoding lacks instead of raising.
+
+    A Latin-1 terminal cannot show the "…" of a cut message or a non-ASCII path; output degrades to
+    "?" rather than crashing (CPython's stderr already uses backslashreplace and is left as it is).
+    """
+    for stream in (sys.stdout, sys.stderr):
+        if isinstance(stream, io.TextIOWrapper) and stream.errors == "strict":
+            stream.reconfigure(errors="replace")
 
 
 def _fail(message: str, code: int) -> NoReturn:
@@ -98,6 +110,7 @@ def main_options(
     ] = None,
 ) -> None:
     """Global options, shared by every command."""
+    _degrade_streams()
     if log_format not in ("human", "json"):
         _fail(f"--log-format must be 'human' or 'json', not {log_format!r}", EXIT_USAGE)
     if verbose and quiet:
@@ -241,6 +254,7 @@ def crontab(ctx: typer.Context) -> None:
 
 def main() -> None:
     """Console-script entry point."""
+    _degrade_streams()
     try:
         app()
     except StratmancerError as exc:  # a job-table lookup or config error outside a command body
