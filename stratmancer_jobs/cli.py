@@ -249,7 +249,11 @@ def crontab(ctx: typer.Context) -> None:
     settings = _settings(ctx)
     exe = shutil.which("stratmancer-jobs") or str(Path(sys.argv[0]).resolve())
     path_env = os.pathsep.join(dict.fromkeys([str(Path(exe).parent), "/usr/local/bin", "/usr/bin", "/bin"]))
-    typer.echo(render_crontab(settings, executable=exe, path_env=path_env), nl=False)
+    try:
+        text = render_crontab(settings, executable=exe, path_env=path_env)
+    except StratmancerError as exc:
+        _fail(str(exc), exc.exit_code)
+    typer.echo(text, nl=False)
 
 
 def main() -> None:
