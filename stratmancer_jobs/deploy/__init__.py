@@ -2,13 +2,19 @@
 
 The generators are pure functions of plain inputs (``DeployJob``, ``DeployTarget``): they read no
 configuration, environment or files, so the CLI resolves ``Settings`` and the job table once and feeds
-them in. Nothing here imports the rest of the tool except ``errors`` (and ``schedule`` for validation).
+them in. Nothing here imports the rest of the tool except ``errors`` and ``schedule`` (validation).
 """
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 from pathlib import Path
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+from stratmancer_jobs.errors import ConfigError
+
+_ZONE_RE = re.compile(r"[A-Za-z0-9_+./-]+")
 
 
 @dataclass(frozen=True)
@@ -38,3 +44,14 @@ class DeployTarget:
     executable: str
     timezone: str | None = None
     run_as: str | None = None
+
+
+def check_timezone(timezone: str) -> str:
+    """Return ``timezone`` if it is a known IANA zone name (OnCalendar=, timeZone); ConfigError if not."""
+    if not _ZONE_RE.fullmatch(timezone) or timezone.startswith("/"):
+        raise ConfigError(f"timezone {timezone!r} is not an IANA zone name (like Europe/Paris)")
+    try:
+        ZoneInfo(timezone)
+    except (ZoneInfoNotFoundError, ValueError):
+        raise ConfigError(f"unknown timezone {timezone!r} (use an IANA name like Europe/Paris)") from None
+    return timezone

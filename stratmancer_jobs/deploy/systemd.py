@@ -16,9 +16,8 @@ import re
 from collections.abc import Sequence
 from itertools import pairwise
 from pathlib import PurePosixPath
-from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from stratmancer_jobs.deploy import DeployJob, DeployTarget
+from stratmancer_jobs.deploy import DeployJob, DeployTarget, check_timezone
 from stratmancer_jobs.errors import ConfigError
 from stratmancer_jobs.schedule import validate_cron
 
@@ -53,7 +52,6 @@ MINUTE, HOUR, DOM, MONTH, DOW = range(5)
 
 _COMMAND_RE = re.compile(r"[a-z0-9][a-z0-9-]*")
 _SAFE_WORD_RE = re.compile(r"[A-Za-z0-9_@+=:,./-]+")
-_ZONE_RE = re.compile(r"[A-Za-z0-9_+./-]+")
 
 
 def _untranslatable(expr: str, why: str) -> ConfigError:
@@ -144,17 +142,6 @@ def _render_weekdays(days: set[int]) -> str:
         names = [SYSTEMD_DAYS[SYSTEMD_WEEK[i]] for i in range(first, last + 1)]
         parts.append(f"{names[0]}..{names[-1]}" if len(names) >= 3 else ",".join(names))
     return ",".join(parts)
-
-
-def check_timezone(timezone: str) -> str:
-    """Return ``timezone`` if it is a known IANA zone name usable in ``OnCalendar=``, else ConfigError."""
-    if not _ZONE_RE.fullmatch(timezone) or timezone.startswith("/"):
-        raise ConfigError(f"timezone {timezone!r} is not an IANA zone name (like Europe/Paris)")
-    try:
-        ZoneInfo(timezone)
-    except (ZoneInfoNotFoundError, ValueError):
-        raise ConfigError(f"unknown timezone {timezone!r} (use an IANA name like Europe/Paris)") from None
-    return timezone
 
 
 def cron_to_oncalendar(expr: str, timezone: str | None = None) -> str:
