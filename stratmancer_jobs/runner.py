@@ -196,6 +196,8 @@ def _lock_failure_message(spec: JobSpec, settings: Settings, exc: OSError) -> st
     reason = exc.strerror or type(exc).__name__
     if path.is_dir() and not path.is_symlink():
         return f"cannot open job lock {path}: it is a directory; delete it (the lock file is recreated)"
+    if not isinstance(exc, PermissionError):  # e.g. ENOSPC, EROFS: no ownership fix to suggest
+        return f"cannot open job lock {path}: {reason}"
     if os.path.lexists(path):
         return (
             f"cannot open job lock {path}: {reason}; chown it to the user running the jobs "

@@ -130,3 +130,17 @@ def test_lock_failure_with_an_unwritable_state_still_exits_1_without_traceback(r
     assert "Traceback" not in done.stderr
     assert "is a directory; delete it" in done.stderr
     assert "could not record the failure" in done.stderr
+
+
+def test_lock_error_other_than_permission_suggests_no_chown(root: Path) -> None:
+    """An open failure that is not about ownership (read-only file system) names the file but not chown."""
+    import errno
+
+    from stratmancer_jobs.config import load_settings
+    from stratmancer_jobs.jobs import find_job
+    from stratmancer_jobs.runner import _lock_failure_message
+
+    settings = load_settings(root, {"TZ": "UTC"})
+    exc = OSError(errno.EROFS, os.strerror(errno.EROFS))
+    message = _lock_failure_message(find_job(JOB_ID), settings, exc)
+    assert message == f"cannot open job lock {root}/state/locks/{JOB_ID}.lock: {os.strerror(errno.EROFS)}"
