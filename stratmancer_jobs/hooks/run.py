@@ -19,6 +19,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 import random
@@ -162,12 +163,16 @@ def _kill_group(proc: subprocess.Popen[bytes], grace_s: float) -> None:
     for sig, wait_s in ((signal.SIGTERM, grace_s), (signal.SIGKILL, 0.0)):
         try:
             os.killpg(proc.pid, sig)
-        except (ProcessLookupError, PermissionError):
+        except ProcessLookupError:
+            break
+        except PermissionError:  # e.g. a set-uid member of the group: at least stop the leader
+            proc.kill()
             break
         deadline = time.monotonic() + wait_s
         while time.monotonic() < deadline and not _exited(proc.pid):
             time.sleep(0.02)
-    proc.wait()
+    with contextlib.suppress(subprocess.TimeoutExpired):
+        proc.wait(timeout=5)
 
 
 def _run_command(
