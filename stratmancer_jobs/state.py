@@ -368,6 +368,11 @@ def mark_started(record: JobRecord, *, pid: int, started: datetime) -> None:
     record["running"] = {"pid": pid, "started": iso(started), "pid_starttime": process_start_ticks(pid)}
 
 
+def _bump(record: JobRecord, name: str) -> None:
+    """Add one to a counter, saturating at MAX_COUNT (the most a valid state file may hold)."""
+    record[name] = min(int(record.get(name) or 0) + 1, MAX_COUNT)
+
+
 def _push_run(record: JobRecord, entry: dict[str, Any]) -> None:
     runs = [run for run in record.get("runs") or [] if isinstance(run, dict)]
     runs.append(entry)
@@ -392,16 +397,16 @@ def mark_finished(
     record["last_duration_s"] = round(duration_s, 3)
     record["last_summary"] = bounded(summary, MAX_SUMMARY_CHARS) if summary else None
     if ok:
-        record["success_count"] += 1
+        _bump(record, "success_count")
         record["last_status"] = "success"
         record["last_success"] = iso(finished)
         record["consecutive_failures"] = 0
     else:
-        record["error_count"] += 1
+        _bump(record, "error_count")
         record["last_status"] = "error"
         record["last_error"] = iso(finished)
         record["last_error_message"] = bounded(error or "unknown error", MAX_ERROR_CHARS)
-        record["consecutive_failures"] = int(record.get("consecutive_failures") or 0) + 1
+        _bump(record, "consecutive_failures")
     if metrics is not None:
         record["last_metrics"] = dict(metrics)
     _push_run(
@@ -417,7 +422,7 @@ def mark_finished(
 
 def mark_skipped(record: JobRecord, *, at: datetime, reason: str) -> None:
     """Record a run that did not start because another one held the job's lock."""
-    record["skipped_count"] += 1
+    _bump(record, "skipped_count")
     record["last_status"] = "skipped"
     _push_run(record, {"started": iso(at), "duration_s": 0.0, "status": "skipped", "summary": reason})
 
