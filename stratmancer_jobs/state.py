@@ -102,6 +102,7 @@ class _Invalid(Exception):
 
 MAX_COUNT = 2**53  # counters stay exact as floats (Prometheus) and as JSON numbers everywhere
 MAX_PID = 2**31 - 1
+MAX_NESTING = 32  # a valid state is 4 levels deep; deeper is damage (and recursion must stay bounded)
 STATUSES = ("success", "error", "skipped")
 _SURROGATE = re.compile("[\ud800-\udfff]")
 
@@ -112,15 +113,20 @@ def _escape_surrogate(match: re.Match[str]) -> str:
     return f"\\x{code - 0xDC00:02x}" if 0xDC80 <= code <= 0xDCFF else "\ufffd"
 
 
-def encodable(value: Any) -> Any:
+def encodable(value: Any, _depth: int = 0) -> Any:
     """``value`` with every string (keys too) made UTF-8 encodable: a path byte that is not UTF-8
-    (``/srv/caf\\xe9``) becomes the text ``\\xe9``, any other lone surrogate U+FFFD."""
+    (``/srv/caf\\xe9``) becomes the text ``\\xe9``, any other lone surrogate U+FFFD.
+
+    Raises ValueError for containers nested deeper than MAX_NESTING (no valid state comes close).
+    """
+    if _depth > MAX_NESTING:
+        raise ValueError(f"nested more than {MAX_NESTING} levels deep")
     if isinstance(value, str):
         return _SURROGATE.sub(_escape_surrogate, value) if _SURROGATE.search(value) else value
     if isinstance(value, dict):
-        return {encodable(k): encodable(v) for k, v in value.items()}
+        return {encodable(k): encodable(v, _depth + 1) for k, v in value.items()}
     if isinstance(value, list):
-        return [encodable(item) for item in value]
+        return [encodable(item, _depth + 1) for item in value]
     return value
 
 
@@ -285,7 +291,11 @@ def read_state(path: Path) -> State:
     except (ValueError, RecursionError) as exc:  # also: too deep, an integer of over 4300 digits
         reason = "nested too deeply" if isinstance(exc, RecursionError) else bounded(str(exc), 200)
         raise StateError(f"state file {path} is not valid JSON ({reason})") from None
-    return _validate(encodable(data), path)
+    try:
+        data = encodable(data)
+    except ValueError as exc:
+        raise StateError(f"state file {path} is {exc}") from None
+    return _validate(data, path)
 
 
 def job_record(state: State, job_id: str) -> JobRecord:

@@ -73,6 +73,7 @@ JSON_VALUES: dict[str, Any] = {
     "marker_of_init": {"pid": 1, "started": (NOW - timedelta(days=3)).isoformat(timespec="seconds")},
     "marker_of_this_process": {"pid": os.getpid(), "started": NOW.isoformat(), "pid_starttime": 1},
     "nested": _nested(60),
+    "nested_500": _nested(500),
     "deeply_nested": _nested(3000),
 }
 
@@ -143,8 +144,10 @@ def _exercise(root: Path, document_text: str) -> None:
     path.write_text(document_text, encoding="utf-8")
     before = read_state_quietly(path)
     _every_status_form(root)
-    run = _invoke(root, "refresh-registry")
+    metrics = root / "metrics.prom"
+    run = _invoke(root, "--metrics-file", str(metrics), "refresh-registry")
     assert run.exit_code == 0, run.output[-3000:]
+    assert f'stratmancer_job_runs_total{{job="{JOB}",result="success"}}' in metrics.read_text("utf-8")
     record = read_state(path)["jobs"][JOB]  # readable again, whatever it held
     old = before["jobs"].get(JOB, {}) if before else {}
     assert record["running"] is None and record["last_status"] == "success"

@@ -83,12 +83,20 @@ def test_top_level_types_are_checked(tmp_path: Path, top: dict[str, Any], needle
         read_state(path)
 
 
-@pytest.mark.parametrize("content", [b"[" * 100_000 + b"]" * 100_000, b'{"a": ' + b"9" * 5000 + b"}"])
-def test_deep_nesting_and_huge_ints_are_state_errors(tmp_path: Path, content: bytes) -> None:
-    """JSON that Python's parser refuses with RecursionError or ValueError is a StateError, not a crash."""
+@pytest.mark.parametrize(
+    ("content", "needle"),
+    [
+        (b"[" * 100_000 + b"]" * 100_000, "not valid JSON"),
+        (b'{"a": ' + b"9" * 5000 + b"}", "not valid JSON"),
+        (b'{"schema_version": 1, "jobs": {"a": {"x": ' + b"[" * 950 + b"]" * 950 + b"}}}", "nested more"),
+        (b'{"schema_version": 1, "jobs": {}, "x": ' + b"[" * 40 + b"]" * 40 + b"}", "nested more"),
+    ],
+)
+def test_deep_nesting_and_huge_ints_are_state_errors(tmp_path: Path, content: bytes, needle: str) -> None:
+    """JSON refused by Python's parser, or nested deeper than any valid state, is a StateError."""
     path = tmp_path / "state.json"
     path.write_bytes(content)
-    with pytest.raises(StateError, match="not valid JSON"):
+    with pytest.raises(StateError, match=needle):
         read_state(path)
 
 
