@@ -19,7 +19,7 @@ import typer
 from stratmancer_jobs import __version__
 from stratmancer_jobs.config import MAX_TIMEOUT_S, Settings, load_settings
 from stratmancer_jobs.errors import EXIT_OK, EXIT_USAGE, StratmancerError
-from stratmancer_jobs.jobs import find_job
+from stratmancer_jobs.jobtable import find_job
 from stratmancer_jobs.logs import LOGGER_NAME, secret_values, setup_logging
 
 app = typer.Typer(

@@ -26,10 +26,10 @@ from typing import Any, TypeVar
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from stratmancer_jobs.errors import ConfigError
-from stratmancer_jobs.jobs import JOBS, JobSpec
+from stratmancer_jobs.jobtable import JOBS, JobSpec
+from stratmancer_jobs.layout import Layout
 from stratmancer_jobs.logs import secret_values
 
-CONFIG_RELPATH = Path("config") / "jobs.toml"
 DEFAULT_DDRAGON_URL = "https://ddragon.leagueoflegends.com"
 
 # Upper bounds for numeric settings. Beyond them a value is a typo, and inf, nan or a huge number
@@ -41,61 +41,6 @@ MAX_WAIT_S = 24 * 3600.0  # patch.backoff_base_s / max_backoff_s / max_retry_aft
 MAX_ATTEMPTS = 100  # patch.max_attempts
 MAX_BYTES = 1024**3  # patch.max_bytes (1 GiB)
 MAX_MIN_GAMES = 1_000_000_000  # history.min_*_games
-
-
-@dataclass(frozen=True)
-class Layout:
-    """Every path the tool reads or writes, all under the deployment root."""
-
-    root: Path
-
-    @property
-    def processed_dir(self) -> Path:
-        return self.root / "data" / "processed"
-
-    @property
-    def models_dir(self) -> Path:
-        return self.root / "ml_pipeline" / "models"
-
-    @property
-    def modelcards_dir(self) -> Path:
-        return self.models_dir / "modelcards"
-
-    @property
-    def trained_dir(self) -> Path:
-        return self.models_dir / "trained"
-
-    @property
-    def history_index(self) -> Path:
-        return self.root / "ml_pipeline" / "history_index.json"
-
-    @property
-    def registry_file(self) -> Path:
-        return self.root / "ml_pipeline" / "model_registry.json"
-
-    @property
-    def meta_file(self) -> Path:
-        return self.root / "config" / "meta.json"
-
-    @property
-    def config_file(self) -> Path:
-        return self.root / CONFIG_RELPATH
-
-    @property
-    def state_dir(self) -> Path:
-        return self.root / "state"
-
-    @property
-    def state_file(self) -> Path:
-        return self.state_dir / "jobs_state.json"
-
-    @property
-    def lock_dir(self) -> Path:
-        return self.state_dir / "locks"
-
-    @property
-    def history_cache_dir(self) -> Path:
-        return self.state_dir / "history_cache"
 
 
 @dataclass(frozen=True)

@@ -10,6 +10,8 @@ The exit code contract (also in the README):
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+
 EXIT_OK = 0
 EXIT_FAILED = 1
 EXIT_USAGE = 2
@@ -56,3 +58,17 @@ class StateError(StorageError):
 
 class JobTimeout(JobError):
     """A job ran past its maximum run time."""
+
+
+class PartialFailure(JobError):
+    """The job did part of its work (e.g. the other tiers were updated) but must be recorded as failed.
+
+    Carries what was done, so that the run's summary and metrics are recorded beside the error.
+    """
+
+    def __init__(
+        self, message: str, *, summary: str, metrics: Mapping[str, float | str] | None = None
+    ) -> None:
+        super().__init__(message)
+        self.summary = summary
+        self.metrics: Mapping[str, float | str] = dict(metrics or {})

@@ -12,7 +12,7 @@ from collections.abc import Iterable
 from stratmancer_jobs.atomicio import atomic_write_text
 from stratmancer_jobs.config import Settings
 from stratmancer_jobs.errors import StateError
-from stratmancer_jobs.jobs import JOBS
+from stratmancer_jobs.jobtable import JOBS
 from stratmancer_jobs.state import job_record, last_completed_status, parse_iso, read_state
 
 PREFIX = "stratmancer_job"

@@ -33,7 +33,8 @@ from stratmancer_jobs.errors import (
     StorageError,
     StratmancerError,
 )
-from stratmancer_jobs.jobs import JobContext, JobResult, JobSpec, load_job
+from stratmancer_jobs.jobs import JobContext, JobResult, load_job
+from stratmancer_jobs.jobtable import JobSpec
 from stratmancer_jobs.logs import redact
 from stratmancer_jobs.schedule import is_due, next_run, utc_now
 from stratmancer_jobs.state import (
@@ -61,17 +62,13 @@ class RunOutcome:
     duration_s: float = 0.0
 
 
-def lock_path(settings: Settings, spec: JobSpec) -> os.PathLike[str]:
-    return settings.layout.lock_dir / f"{spec.id}.lock"
-
-
 def _job_lock(settings: Settings, spec: JobSpec) -> FileLock:
     lock_dir = settings.layout.lock_dir
     try:
         make_dirs(lock_dir)
     except OSError as exc:
         raise StorageError(f"cannot create lock directory {lock_dir}: {exc.strerror}") from None
-    return FileLock(lock_path(settings, spec), timeout=0, mode=FILE_MODE)
+    return FileLock(settings.layout.job_lock(spec.id), timeout=0, mode=FILE_MODE)
 
 
 @contextlib.contextmanager
@@ -192,7 +189,7 @@ def _record_skip(
 
 def _lock_failure_message(spec: JobSpec, settings: Settings, exc: OSError) -> str:
     """One line naming the lock file (or its directory) that cannot be opened, and the fix."""
-    path = Path(lock_path(settings, spec))
+    path = Path(settings.layout.job_lock(spec.id))
     reason = exc.strerror or type(exc).__name__
     if path.is_dir() and not path.is_symlink():
         return f"cannot open job lock {path}: it is a directory; delete it (the lock file is recreated)"

@@ -23,6 +23,7 @@ from filelock import FileLock, Timeout
 
 from stratmancer_jobs.atomicio import atomic_write_json, make_dirs
 from stratmancer_jobs.errors import StateError, StorageError
+from stratmancer_jobs.layout import lock_beside
 from stratmancer_jobs.procs import process_start_ticks
 
 SCHEMA_VERSION = 1
@@ -315,7 +316,7 @@ class StateStore:
 
     @property
     def lock_path(self) -> Path:
-        return self.path.with_name(self.path.name + ".lock")
+        return lock_beside(self.path)
 
     def read(self) -> State:
         return read_state(self.path)

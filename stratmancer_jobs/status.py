@@ -10,7 +10,7 @@ from typing import Any
 from stratmancer_jobs.config import Settings
 from stratmancer_jobs.errors import StateError
 from stratmancer_jobs.health import CRITICAL, OK, WARNING, Health, compute_health
-from stratmancer_jobs.jobs import JOBS, JobSpec
+from stratmancer_jobs.jobtable import JOBS, JobSpec
 from stratmancer_jobs.procs import marker_alive
 from stratmancer_jobs.schedule import describe, next_run
 from stratmancer_jobs.state import FIELDS, State, encodable, job_record, read_state

@@ -18,7 +18,7 @@ from typer.testing import CliRunner, Result
 from stratmancer_jobs.cli import app
 from stratmancer_jobs.config import JobSchedule, Settings, load_settings
 from stratmancer_jobs.http import build_session
-from stratmancer_jobs.jobs import JobSpec
+from stratmancer_jobs.jobtable import JobSpec
 from tests.ddragon_server import DDragonServer
 
 REPO = Path(__file__).resolve().parent.parent

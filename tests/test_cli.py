@@ -194,7 +194,7 @@ def test_check_exit_codes_ok_and_warning(cli: Invoke, root: Path) -> None:
     assert never.exit_code == 1 and never.stdout.startswith("STRATMANCER JOBS WARNING")
     from datetime import UTC, datetime
 
-    from stratmancer_jobs.jobs import JOB_IDS
+    from stratmancer_jobs.jobtable import JOB_IDS
     from stratmancer_jobs.state import StateStore, mark_finished
 
     now = datetime.now(UTC)

@@ -10,10 +10,11 @@ from pathlib import Path
 
 import pytest
 
-from stratmancer_jobs.config import Layout, load_settings
+from stratmancer_jobs.config import load_settings
 from stratmancer_jobs.crontab import render_crontab
 from stratmancer_jobs.errors import ConfigError
-from stratmancer_jobs.jobs import JOBS
+from stratmancer_jobs.jobtable import JOBS
+from stratmancer_jobs.layout import Layout
 from tests.conftest import REPO, run_proc
 
 

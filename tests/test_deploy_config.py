@@ -11,7 +11,7 @@ from stratmancer_jobs.crontab import render_crontab
 from stratmancer_jobs.deploy import DeployJob, DeployTarget
 from stratmancer_jobs.deploy.kubernetes import render_cronjobs
 from stratmancer_jobs.deploy.systemd import render_units
-from stratmancer_jobs.jobs import JOBS
+from stratmancer_jobs.jobtable import JOBS
 
 
 def deploy_jobs(settings: Settings) -> list[DeployJob]:

@@ -11,8 +11,6 @@ from pathlib import Path
 import pytest
 
 from stratmancer_jobs.errors import InputError
-from stratmancer_jobs.history import cache
-from stratmancer_jobs.history.build import sidecar_path
 from stratmancer_jobs.jobs import JobContext
 from stratmancer_jobs.jobs.history import run
 from tests.history_fixtures import (
@@ -94,7 +92,7 @@ def test_sidecar_holds_counts_and_reasons(seeded: Path) -> None:
     """Games counts, skip reasons and fingerprints go in the sidecar, not in the index."""
     append_lines(seeded, "GOLD", [match("G1", [1, 2, 3, 4, 5], [6, 7, 8, 9, 10], True), {"junk": 1}])
     refresh(seeded)
-    meta = json.loads(sidecar_path(settings_for(seeded).layout).read_text())
+    meta = json.loads(settings_for(seeded).layout.history_sidecar.read_text())
     assert meta["tiers"]["GOLD"]["skipped"] == {"bad_picks": 1, "duplicate_match_id": 1}
     assert meta["entries"]["GOLD"]["n_matches"] == 26
     assert "matches_GOLD.jsonl" in meta["tiers"]["GOLD"]["files"]
@@ -237,7 +235,7 @@ def test_damaged_cache_falls_back_to_a_rebuild(seeded: Path, tmp_path: Path, dam
     """A missing, corrupt or truncated cache is not trusted: the run rebuilds and gets the same bytes."""
     refresh(seeded)
     write_array(seeded, "GOLD", games("G", 22))
-    cache_file = cache.group_path(settings_for(seeded).layout.history_cache_dir, "MID")
+    cache_file = settings_for(seeded).layout.history_group_cache("MID")
     if damage == "delete":
         cache_file.unlink()
     elif damage == "corrupt":

@@ -10,7 +10,6 @@ from pathlib import Path
 from typing import Any
 
 from stratmancer_jobs.history import sources
-from stratmancer_jobs.history.build import sidecar_path
 from tests.history_fixtures import (
     full_rebuild_bytes,
     index,
@@ -234,7 +233,7 @@ def test_deleted_sidecar_is_recreated_without_rereading(root: Path) -> None:
     low_thresholds(root)
     write_array(root, "GOLD", games("G", 5))
     refresh(root)
-    sidecar = sidecar_path(settings_for(root).layout)
+    sidecar = settings_for(root).layout.history_sidecar
     before = json.loads(sidecar.read_text())
     sidecar.unlink()
     outcome = refresh(root)

@@ -137,7 +137,7 @@ def test_lock_error_other_than_permission_suggests_no_chown(root: Path) -> None:
     import errno
 
     from stratmancer_jobs.config import load_settings
-    from stratmancer_jobs.jobs import find_job
+    from stratmancer_jobs.jobtable import find_job
     from stratmancer_jobs.runner import _lock_failure_message
 
     settings = load_settings(root, {"TZ": "UTC"})

@@ -16,7 +16,7 @@ from hypothesis import strategies as st
 
 from stratmancer_jobs.config import PatchSettings, load_settings
 from stratmancer_jobs.errors import FetchError
-from stratmancer_jobs.jobs import JobContext, find_job
+from stratmancer_jobs.jobs import JobContext
 from stratmancer_jobs.jobs.patch import (
     PatchOutcome,
     build_meta,
@@ -26,6 +26,7 @@ from stratmancer_jobs.jobs.patch import (
     run,
     summarize,
 )
+from stratmancer_jobs.jobtable import find_job
 from stratmancer_jobs.patchver import latest_version
 from tests.ddragon_server import DDragonServer, Reply, Waits, closed_port_url, json_reply
 

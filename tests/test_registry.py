@@ -182,7 +182,7 @@ def test_artifact_symlink_pointing_outside_root_does_not_count(
 
 def test_shipped_sample_cards_are_all_valid() -> None:
     """The repository's sample cards validate: low, mid and high each get an active model."""
-    from stratmancer_jobs.config import Layout
+    from stratmancer_jobs.layout import Layout
 
     repo = Path(__file__).resolve().parent.parent
     import shutil

@@ -15,7 +15,7 @@ import pytest
 
 from stratmancer_jobs.config import Settings
 from stratmancer_jobs.logs import setup_logging
-from stratmancer_jobs.runner import lock_path, run_job
+from stratmancer_jobs.runner import run_job
 from stratmancer_jobs.state import read_state
 from tests.conftest import FAKE_KEY, REPO, with_fake_job
 
@@ -100,7 +100,7 @@ time.sleep(float(sys.argv[2]))
 def test_second_run_while_lock_is_held_is_skipped(settings: Settings) -> None:
     """With the job's lock held by another process, the run is skipped: exit 0, counted, warned."""
     spec, settings = with_fake_job(settings, "ok")
-    lock = Path(lock_path(settings, spec))
+    lock = settings.layout.job_lock(spec.id)
     lock.parent.mkdir(parents=True, exist_ok=True)
     holder = subprocess.Popen(
         [sys.executable, "-c", _HOLDER, str(lock), "30"], stdout=subprocess.PIPE, text=True

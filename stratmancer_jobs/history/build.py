@@ -31,7 +31,7 @@ from typing import Any, Final
 import msgspec
 
 from stratmancer_jobs.atomicio import atomic_write_bytes, atomic_write_json
-from stratmancer_jobs.config import HistorySettings, Layout
+from stratmancer_jobs.config import HistorySettings
 from stratmancer_jobs.errors import InputError
 from stratmancer_jobs.history import cache, sources
 from stratmancer_jobs.history.aggregate import (
@@ -58,6 +58,7 @@ from stratmancer_jobs.history.records import (
 )
 from stratmancer_jobs.history.sources import Buf, FileStat, SourceFile
 from stratmancer_jobs.history.tiers import GROUPS, TIER_GROUP, TIERS
+from stratmancer_jobs.layout import Layout
 
 _log = logging.getLogger(__name__)
 _LIMIT_NAMES = ("min_champ_games", "min_pair_games", "min_counter_games")
@@ -283,12 +284,12 @@ def _rebuild(group: str, files: list[SourceFile], reader: _Reader) -> _GroupRun:
 
 
 def _process_group(
-    group: str, files: list[SourceFile], cache_dir: Path, full: bool, reader: _Reader, log: logging.Logger
+    group: str, files: list[SourceFile], cache_file: Path, full: bool, reader: _Reader, log: logging.Logger
 ) -> _GroupRun:
     if not full:
-        loaded = cache.load_group(cache_dir, group)
+        loaded = cache.load_group(cache_file, group)
         if loaded is None:
-            if cache.group_path(cache_dir, group).exists():
+            if cache_file.exists():
                 log.warning("history: the cache of group %s is invalid, rebuilding the group", group)
             else:
                 log.debug("history: no cache for group %s yet, building it", group)
@@ -314,7 +315,7 @@ def _unchanged(
         return False
     try:
         st = index.stat()
-        sidecar_path(layout).stat()
+        layout.history_sidecar.stat()
     except OSError:
         return False
     return (st.st_size, st.st_mtime_ns) == (manifest.index_size, manifest.index_mtime_ns)
@@ -459,11 +460,6 @@ def _write_if_changed(path: Path, data: bytes) -> None:
     atomic_write_bytes(path, data)
 
 
-def sidecar_path(layout: Layout) -> Path:
-    """Games counts, skip reasons and input fingerprints: beside the index, never inside it."""
-    return layout.history_index.with_name("history_index.meta.json")
-
-
 def _write_sidecar(
     layout: Layout,
     runs: dict[str, _GroupRun],
@@ -495,7 +491,7 @@ def _write_sidecar(
         "skipped": dict(sorted(skipped.items())),
         "errors": errors,
     }
-    atomic_write_json(sidecar_path(layout), sidecar)
+    atomic_write_json(layout.history_sidecar, sidecar)
 
 
 def refresh_history(
@@ -518,9 +514,8 @@ def refresh_history(
     files, ignored = sources.scan(layout.processed_dir)
     for name in ignored:
         log.debug("history: ignoring %s (not a matches_<TIER>.json or .jsonl file)", name)
-    cache_dir = layout.history_cache_dir
     limits = [thresholds.min_champ_games, thresholds.min_pair_games, thresholds.min_counter_games]
-    manifest = cache.load_manifest(cache_dir)
+    manifest = cache.load_manifest(layout.history_manifest)
     if not full and manifest is not None and _unchanged(manifest, files, limits, layout):
         return _unchanged_outcome(manifest)
 
@@ -532,7 +527,9 @@ def refresh_history(
         for group, members in GROUPS.items():
             group_files = [f for f in files if f.tier in members]
             if group_files:
-                runs[group] = _process_group(group, group_files, cache_dir, full, reader, log)
+                runs[group] = _process_group(
+                    group, group_files, layout.history_group_cache(group), full, reader, log
+                )
     for path, counts in reader.skipped.items():
         reasons = ", ".join(f"{reason} {n}" for reason, n in sorted(counts.items()))
         log.info("history: %s: %d invalid records skipped (%s)", path, counts.total(), reasons)
@@ -566,22 +563,22 @@ def refresh_history(
             pool.submit(_write_sidecar, layout, runs, files, sizes, skipped, limits, errors, now),
         ]
         writes += [
-            pool.submit(cache.save_group, cache_dir, run.state, run.checkpoints)
-            for run in runs.values()
+            pool.submit(cache.save_group, layout.history_group_cache(group), run.state, run.checkpoints)
+            for group, run in runs.items()
             if run.changed and not run.errors
         ]
         for write in writes:
             write.result()
     if errors:
         with contextlib.suppress(FileNotFoundError):
-            cache.manifest_path(cache_dir).unlink()  # a bad file must be looked at again next run
+            layout.history_manifest.unlink()  # a bad file must be looked at again next run
     else:
         st = layout.history_index.stat()
         stats = {f.name: _checkpoint_entry(runs, f) for f in files}
         manifest = cache.Manifest(
             cache.FORMAT, limits, stats, st.st_size, st.st_mtime_ns, zlib.crc32(data), totals
         )
-        cache.save_manifest(cache_dir, manifest)
+        cache.save_manifest(layout.history_manifest, manifest)
     mode = "full" if full or all(run.rebuilt for run in runs.values()) else "incremental"
     return HistoryOutcome(
         mode,

@@ -107,24 +107,16 @@ class _GroupBlob(msgspec.Struct, frozen=True):
     files: dict[str, Checkpoint]
 
 
-def manifest_path(cache_dir: Path) -> Path:
-    return cache_dir / "manifest.json"
-
-
-def group_path(cache_dir: Path, group: str) -> Path:
-    return cache_dir / f"group_{group}.bin"
-
-
-def load_manifest(cache_dir: Path) -> Manifest | None:
+def load_manifest(path: Path) -> Manifest | None:
     try:
-        manifest = msgspec.json.decode(manifest_path(cache_dir).read_bytes(), type=Manifest)
+        manifest = msgspec.json.decode(path.read_bytes(), type=Manifest)
     except (OSError, msgspec.MsgspecError):
         return None
     return manifest if manifest.format == FORMAT else None
 
 
-def save_manifest(cache_dir: Path, manifest: Manifest) -> None:
-    atomic_write_bytes(manifest_path(cache_dir), msgspec.json.format(msgspec.json.encode(manifest)))
+def save_manifest(path: Path, manifest: Manifest) -> None:
+    atomic_write_bytes(path, msgspec.json.format(msgspec.json.encode(manifest)))
 
 
 def _bytes_array(values: list[int]) -> bytes:
@@ -203,10 +195,10 @@ def decode_group(data: bytes, group: str) -> tuple[GroupState, dict[str, Checkpo
     return state, dict(blob.files)
 
 
-def load_group(cache_dir: Path, group: str) -> tuple[GroupState, dict[str, Checkpoint]] | None:
+def load_group(path: Path, group: str) -> tuple[GroupState, dict[str, Checkpoint]] | None:
     """The group's saved state, or None when it is missing or fails validation."""
     try:
-        data = group_path(cache_dir, group).read_bytes()
+        data = path.read_bytes()
     except OSError:
         return None
     try:
@@ -215,9 +207,8 @@ def load_group(cache_dir: Path, group: str) -> tuple[GroupState, dict[str, Check
         return None
 
 
-def save_group(cache_dir: Path, state: GroupState, files: dict[str, Checkpoint]) -> None:
+def save_group(path: Path, state: GroupState, files: dict[str, Checkpoint]) -> None:
     """Store the group's state; a state msgpack cannot hold is not stored (the group is rebuilt next time)."""
-    path = group_path(cache_dir, state.group)
     try:
         data = encode_group(state, files)
     except OverflowError:  # a match_id or champion key beyond 64 bits (hostile input)

@@ -14,9 +14,9 @@ from pathlib import Path
 from typing import Any
 
 from stratmancer_jobs.atomicio import atomic_write_json
-from stratmancer_jobs.config import Layout
 from stratmancer_jobs.errors import InputError
 from stratmancer_jobs.jobs import JobContext, JobResult
+from stratmancer_jobs.layout import Layout
 from stratmancer_jobs.registry.cards import (
     MAX_CARD_BYTES,
     Changes,

@@ -20,7 +20,7 @@ from hypothesis import HealthCheck, given, seed, settings
 from hypothesis import strategies as st
 
 from stratmancer_jobs.config import Settings, load_settings
-from stratmancer_jobs.jobs import find_job
+from stratmancer_jobs.jobtable import find_job
 from stratmancer_jobs.runner import RunOutcome, run_job
 from tests.ddragon_server import DDragonServer, Reply
 from tests.reliability.harness import REPO, Outcome

@@ -1,0 +1,98 @@
+"""Every path the tool reads or writes, all under the deployment root, defined here and nowhere else."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+CONFIG_RELPATH = Path("config") / "jobs.toml"
+LOG_RELPATH = Path("logs") / "stratmancer-jobs.log"
+
+
+def lock_beside(path: Path) -> Path:
+    """The sibling lock file of a data file (the data file itself is never locked, never deleted)."""
+    return path.with_name(path.name + ".lock")
+
+
+@dataclass(frozen=True)
+class Layout:
+    """The deployment root and every file and folder under it that the jobs read, write or lock."""
+
+    root: Path
+
+    # inputs
+    @property
+    def processed_dir(self) -> Path:
+        return self.root / "data" / "processed"
+
+    @property
+    def models_dir(self) -> Path:
+        return self.root / "ml_pipeline" / "models"
+
+    @property
+    def modelcards_dir(self) -> Path:
+        return self.models_dir / "modelcards"
+
+    @property
+    def trained_dir(self) -> Path:
+        return self.models_dir / "trained"
+
+    @property
+    def config_file(self) -> Path:
+        return self.root / CONFIG_RELPATH
+
+    # outputs
+    @property
+    def history_index(self) -> Path:
+        return self.root / "ml_pipeline" / "history_index.json"
+
+    @property
+    def history_sidecar(self) -> Path:
+        """Games counts, skip reasons and input fingerprints: beside the index, never inside it."""
+        return self.root / "ml_pipeline" / "history_index.meta.json"
+
+    @property
+    def registry_file(self) -> Path:
+        return self.root / "ml_pipeline" / "model_registry.json"
+
+    @property
+    def meta_file(self) -> Path:
+        return self.root / "config" / "meta.json"
+
+    @property
+    def log_file(self) -> Path:
+        """Where the generated schedules (crontab) append each run's output."""
+        return self.root / LOG_RELPATH
+
+    # the tool's own files
+    @property
+    def state_dir(self) -> Path:
+        return self.root / "state"
+
+    @property
+    def state_file(self) -> Path:
+        return self.state_dir / "jobs_state.json"
+
+    @property
+    def state_lock(self) -> Path:
+        return lock_beside(self.state_file)
+
+    @property
+    def lock_dir(self) -> Path:
+        return self.state_dir / "locks"
+
+    def job_lock(self, job_id: str) -> Path:
+        """One lock per job: a second run of the same job is skipped while it is held."""
+        return self.lock_dir / f"{job_id}.lock"
+
+    @property
+    def history_cache_dir(self) -> Path:
+        return self.state_dir / "history_cache"
+
+    @property
+    def history_manifest(self) -> Path:
+        return self.history_cache_dir / "manifest.json"
+
+    def history_group_cache(self, group: str) -> Path:
+        """One elo group's counts and file checkpoints (binary, rebuilt when missing or bad)."""
+        return self.history_cache_dir / f"group_{group}.bin"
