@@ -183,7 +183,7 @@ def _valid(m: Any) -> bool:
 def reference_build(processed: Path, out: Path) -> None:
     """json.load every file, count with dicts, apply thresholds 5/3/3, write with dump_json."""
     from stratmancer_jobs.atomicio import dump_json
-    from stratmancer_jobs.history.aggregate import win_rate
+    from stratmancer_jobs.jobs.history.aggregate import win_rate
 
     per_tier: dict[str, list[dict[str, Any]]] = {}
     for tier in TIERS:
@@ -254,7 +254,7 @@ def worker(mode: str, root: Path) -> None:
     """One measured run in this (fresh) process; prints seconds and peak RSS as JSON."""
     processed = root / "data" / "processed"
     from stratmancer_jobs.config import load_settings
-    from stratmancer_jobs.history.build import refresh_history
+    from stratmancer_jobs.jobs.history.build import refresh_history
 
     started = time.perf_counter()
     if mode == "floor":

@@ -32,7 +32,7 @@ JOBS: tuple[JobSpec, ...] = (
         default_schedule="0 * * * *",
         default_grace_s=300,
         default_timeout_s=1800,
-        module="stratmancer_jobs.jobs.history",
+        module="stratmancer_jobs.jobs.history.job",
     ),
     JobSpec(
         id="refresh_model_registry",
@@ -41,7 +41,7 @@ JOBS: tuple[JobSpec, ...] = (
         default_schedule="*/5 * * * *",
         default_grace_s=60,
         default_timeout_s=240,
-        module="stratmancer_jobs.jobs.registry",
+        module="stratmancer_jobs.jobs.registry.job",
     ),
     JobSpec(
         id="refresh_patch_meta",
@@ -50,7 +50,7 @@ JOBS: tuple[JobSpec, ...] = (
         default_schedule="0 3 * * *",
         default_grace_s=3600,
         default_timeout_s=600,
-        module="stratmancer_jobs.jobs.patch",
+        module="stratmancer_jobs.jobs.patch.job",
     ),
 )
 

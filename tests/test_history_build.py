@@ -12,7 +12,7 @@ import pytest
 
 from stratmancer_jobs.errors import InputError
 from stratmancer_jobs.jobs import JobContext
-from stratmancer_jobs.jobs.history import run
+from stratmancer_jobs.jobs.history.job import run
 from tests.history_fixtures import (
     StratMancerHistoryIndex,
     append_lines,

@@ -9,10 +9,10 @@ from pathlib import Path
 import pytest
 
 from stratmancer_jobs.config import HistorySettings
-from stratmancer_jobs.history import cache
-from stratmancer_jobs.history.aggregate import build_entry, win_rate
-from stratmancer_jobs.history.counts import GroupState, Reorder
-from stratmancer_jobs.history.records import DUPLICATE, Match
+from stratmancer_jobs.jobs.history import cache
+from stratmancer_jobs.jobs.history.aggregate import build_entry, win_rate
+from stratmancer_jobs.jobs.history.counts import GroupState, Reorder
+from stratmancer_jobs.jobs.history.records import DUPLICATE, Match
 from tests.history_fixtures import append_lines, index, low_thresholds, match, refresh, write_array
 
 ALL = HistorySettings(min_champ_games=1, min_pair_games=1, min_counter_games=1)

@@ -26,7 +26,7 @@ from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
 from stratmancer_jobs.errors import InputError
-from stratmancer_jobs.history import sources
+from stratmancer_jobs.jobs.history import sources
 from tests.history_fixtures import low_thresholds, match, permissions_enforced, processed, refresh
 
 # Two elo groups (BRONZE and SILVER share LOW), both kinds: cross-tier and cross-kind duplicates happen.

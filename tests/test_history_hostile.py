@@ -9,7 +9,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from stratmancer_jobs.history import sources
+from stratmancer_jobs.jobs.history import sources
 from tests.history_fixtures import (
     full_rebuild_bytes,
     index,

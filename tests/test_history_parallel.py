@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from stratmancer_jobs.history.parallel import split_map
+from stratmancer_jobs.jobs.history.parallel import split_map
 from tests.history_fixtures import index_bytes, match, refresh, settings_for, write_array
 
 
@@ -42,7 +42,7 @@ def test_split_map_propagates_real_errors() -> None:
 
 def test_progress_bar_run_gives_the_same_index(root: Path, capsys: pytest.CaptureFixture[str]) -> None:
     """With the progress bar on (a TTY), the index is the same and stdout gets nothing."""
-    from stratmancer_jobs.history.build import refresh_history
+    from stratmancer_jobs.jobs.history.build import refresh_history
 
     games = [match(f"G{i}", [1, 2, 3, 4, 5], [6, 7, 8, 9, 10], i % 2 == 0) for i in range(9)]
     write_array(root, "GOLD", games)

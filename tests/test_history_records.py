@@ -6,8 +6,8 @@ import json
 
 import pytest
 
-from stratmancer_jobs.history import records
-from stratmancer_jobs.history.records import RecordsError, decode_array, decode_lines
+from stratmancer_jobs.jobs.history import records
+from stratmancer_jobs.jobs.history.records import RecordsError, decode_array, decode_lines
 from tests.history_fixtures import match
 
 BLUE = [1, 2, 3, 4, 5]

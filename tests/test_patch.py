@@ -17,7 +17,7 @@ from hypothesis import strategies as st
 from stratmancer_jobs.config import PatchSettings, load_settings
 from stratmancer_jobs.errors import FetchError
 from stratmancer_jobs.jobs import JobContext
-from stratmancer_jobs.jobs.patch import (
+from stratmancer_jobs.jobs.patch.job import (
     PatchOutcome,
     build_meta,
     choose_version,

@@ -12,8 +12,8 @@ import pytest
 
 from stratmancer_jobs.config import Settings
 from stratmancer_jobs.errors import InputError
-from stratmancer_jobs.jobs.registry import refresh_registry
-from stratmancer_jobs.registry.cards import InvalidCard, ValidCard, diff_models, validate_card
+from stratmancer_jobs.jobs.registry.cards import InvalidCard, ValidCard, diff_models, validate_card
+from stratmancer_jobs.jobs.registry.job import refresh_registry
 from tests.conftest import write_card
 
 NOW = datetime(2026, 11, 28, 12, 0, tzinfo=UTC)

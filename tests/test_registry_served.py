@@ -12,8 +12,8 @@ from typing import Any
 
 import pytest
 
-from stratmancer_jobs.registry.cards import ValidCard, pick_active, validate_card
-from stratmancer_jobs.registry.served import (
+from stratmancer_jobs.jobs.registry.cards import ValidCard, pick_active, validate_card
+from stratmancer_jobs.jobs.registry.served import (
     ServedChoice,
     artifact_problem,
     card_artifact_problem,

@@ -212,7 +212,7 @@ def test_tier_file_truncated_while_being_read_does_not_kill_the_process(tmp_path
     code = """
 import sys
 from pathlib import Path
-from stratmancer_jobs.history import sources
+from stratmancer_jobs.jobs.history import sources
 path = Path(sys.argv[1])
 path.write_bytes(b"[" + b" " * 1_000_000 + b"]")
 files, _ = sources.scan(path.parent)

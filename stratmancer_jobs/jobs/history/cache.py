@@ -21,9 +21,9 @@ from typing import Final
 import msgspec
 
 from stratmancer_jobs.atomicio import atomic_write_bytes
-from stratmancer_jobs.history.counts import Counts, GroupState, MatchId, TierCounts
-from stratmancer_jobs.history.records import ALL_REASONS
-from stratmancer_jobs.history.tiers import GROUPS, KINDS, TIERS
+from stratmancer_jobs.jobs.history.counts import Counts, GroupState, MatchId, TierCounts
+from stratmancer_jobs.jobs.history.records import ALL_REASONS
+from stratmancer_jobs.jobs.history.tiers import GROUPS, KINDS, TIERS
 
 FORMAT: Final = 2  # 2: ctime and inode in checkpoints and file entries
 _DIGEST: Final = 32

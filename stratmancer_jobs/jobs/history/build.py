@@ -33,8 +33,8 @@ import msgspec
 from stratmancer_jobs.atomicio import atomic_write_bytes, atomic_write_json
 from stratmancer_jobs.config import HistorySettings
 from stratmancer_jobs.errors import InputError
-from stratmancer_jobs.history import cache, sources
-from stratmancer_jobs.history.aggregate import (
+from stratmancer_jobs.jobs.history import cache, sources
+from stratmancer_jobs.jobs.history.aggregate import (
     DIGITS,
     Entry,
     build_entry,
@@ -44,10 +44,10 @@ from stratmancer_jobs.history.aggregate import (
     render,
     render_entry,
 )
-from stratmancer_jobs.history.cache import Checkpoint
-from stratmancer_jobs.history.counts import Counts, GroupState, Reorder
-from stratmancer_jobs.history.parallel import split_map
-from stratmancer_jobs.history.records import (
+from stratmancer_jobs.jobs.history.cache import Checkpoint
+from stratmancer_jobs.jobs.history.counts import Counts, GroupState, Reorder
+from stratmancer_jobs.jobs.history.parallel import split_map
+from stratmancer_jobs.jobs.history.records import (
     DUPLICATE,
     INVALID_REASONS,
     LINE_ENDS,
@@ -56,8 +56,8 @@ from stratmancer_jobs.history.records import (
     decode_array,
     decode_lines,
 )
-from stratmancer_jobs.history.sources import Buf, FileStat, SourceFile
-from stratmancer_jobs.history.tiers import GROUPS, TIER_GROUP, TIERS
+from stratmancer_jobs.jobs.history.sources import Buf, FileStat, SourceFile
+from stratmancer_jobs.jobs.history.tiers import GROUPS, TIER_GROUP, TIERS
 from stratmancer_jobs.layout import Layout
 
 _log = logging.getLogger(__name__)

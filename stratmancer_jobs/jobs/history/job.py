@@ -1,6 +1,6 @@
 """refresh-history (job id ``refresh_history_index``): the history index from ``data/processed/``.
 
-The work is ``stratmancer_jobs.history.build.refresh_history``; this module only adapts it to the
+The work is ``stratmancer_jobs.jobs.history.build.refresh_history``; this module only adapts it to the
 runner: options in, one-line summary and metrics out, bad tier files turned into a recorded error.
 """
 
@@ -8,8 +8,8 @@ from __future__ import annotations
 
 import time
 
-from stratmancer_jobs.history.build import HistoryOutcome, refresh_history
 from stratmancer_jobs.jobs import JobContext, JobResult
+from stratmancer_jobs.jobs.history.build import HistoryOutcome, refresh_history
 
 __all__ = ["HistoryOutcome", "refresh_history", "run", "summarize"]
 

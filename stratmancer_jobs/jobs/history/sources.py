@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Final
 
 from stratmancer_jobs.errors import InputError
-from stratmancer_jobs.history.tiers import file_rank, parse_tier_file
+from stratmancer_jobs.jobs.history.tiers import file_rank, parse_tier_file
 
 _log = logging.getLogger(__name__)
 EDGE: Final = 64 * 1024  # bytes hashed at each end of a file for its fingerprint

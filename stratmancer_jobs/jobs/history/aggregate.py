@@ -18,7 +18,7 @@ import msgspec
 
 from stratmancer_jobs.atomicio import dump_json
 from stratmancer_jobs.config import HistorySettings
-from stratmancer_jobs.history.counts import Counts
+from stratmancer_jobs.jobs.history.counts import Counts
 
 DIGITS: Final = 6
 SCALE: Final = 10**DIGITS

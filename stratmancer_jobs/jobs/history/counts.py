@@ -18,8 +18,8 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from itertools import chain
 
-from stratmancer_jobs.history.records import DUPLICATE, Match, Team
-from stratmancer_jobs.history.tiers import GROUPS, KINDS, TIER_INDEX
+from stratmancer_jobs.jobs.history.records import DUPLICATE, Match, Team
+from stratmancer_jobs.jobs.history.tiers import GROUPS, KINDS, TIER_INDEX
 
 MatchId = str | int
 

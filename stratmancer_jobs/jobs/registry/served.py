@@ -31,7 +31,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from stratmancer_jobs.registry.cards import ELOS, ValidCard
+from stratmancer_jobs.jobs.registry.cards import ELOS, ValidCard
 
 # --- artifact checks -----------------------------------------------------------------------------------
 

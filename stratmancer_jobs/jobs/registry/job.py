@@ -1,7 +1,7 @@
 """``refresh-registry``: re-read model cards, validate them, pick the active model per elo, snapshot.
 
 I/O lives here (listing directories, reading cards, the previous snapshot, writing the new one);
-validation, choice and diffing are pure functions in ``stratmancer_jobs.registry.cards``.
+validation, choice and diffing are pure functions in ``stratmancer_jobs.jobs.registry.cards``.
 """
 
 from __future__ import annotations
@@ -16,8 +16,7 @@ from typing import Any
 from stratmancer_jobs.atomicio import atomic_write_json
 from stratmancer_jobs.errors import InputError
 from stratmancer_jobs.jobs import JobContext, JobResult
-from stratmancer_jobs.layout import Layout
-from stratmancer_jobs.registry.cards import (
+from stratmancer_jobs.jobs.registry.cards import (
     MAX_CARD_BYTES,
     Changes,
     InvalidCard,
@@ -26,6 +25,7 @@ from stratmancer_jobs.registry.cards import (
     pick_active,
     validate_card,
 )
+from stratmancer_jobs.layout import Layout
 from stratmancer_jobs.state import iso
 
 SNAPSHOT_SCHEMA = 1
