@@ -15,17 +15,10 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from stratmancer_jobs.config import PatchSettings, load_settings
-from stratmancer_jobs.errors import FetchError
+from stratmancer_jobs.errors import FetchError, PartialFailure
 from stratmancer_jobs.jobs import JobContext
-from stratmancer_jobs.jobs.patch.job import (
-    PatchOutcome,
-    build_meta,
-    choose_version,
-    interpret_meta,
-    refresh_patch,
-    run,
-    summarize,
-)
+from stratmancer_jobs.jobs.patch.job import PatchOutcome, refresh_patch, run, summarize
+from stratmancer_jobs.jobs.patch.meta import build_meta, choose_version, interpret_meta
 from stratmancer_jobs.jobtable import find_job
 from stratmancer_jobs.patchver import latest_version
 from tests.ddragon_server import DDragonServer, Reply, Waits, closed_port_url, json_reply
@@ -352,18 +345,19 @@ def _env(tmp_path: Path, base_url: str) -> dict[str, str]:
     }
 
 
-def test_run_returns_error_result_and_metrics(server: DDragonServer, tmp_path: Path) -> None:
-    """run(ctx) reports metrics on success and sets JobResult.error when Data Dragon fails."""
+def test_run_returns_metrics_and_raises_partial_failure(server: DDragonServer, tmp_path: Path) -> None:
+    """run(ctx) returns metrics on success and raises PartialFailure with them when Data Dragon fails."""
     settings = load_settings(tmp_path, _env(tmp_path, server.base_url))
     ctx = JobContext(settings=settings, now=NOW, log=LOG)
     server.script(VERSIONS, json_reply(["16.23.1"]))
     ok = run(ctx)
-    assert ok.error is None
     assert ok.metrics == {"patch": "16.23", "patch_changed": 0, "fetch_ok": 1, "fallback": 0}
     server.script(VERSIONS, Reply(status=500))
-    failed = run(ctx)
-    assert failed.error is not None and "HTTP 500" in failed.error
-    assert failed.metrics["fetch_ok"] == 0
+    with pytest.raises(PartialFailure) as failed:
+        run(ctx)
+    assert "HTTP 500" in failed.value.message
+    assert failed.value.summary == "Patch metadata NOT refreshed: Data Dragon failed, kept 16.23"
+    assert failed.value.metrics["fetch_ok"] == 0
     assert read(settings.layout.meta_file)["patch"] == "16.23"
 
 

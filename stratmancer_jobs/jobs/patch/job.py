@@ -10,141 +10,43 @@ meta.json keys written: ``patch``, ``version``, ``last_updated``, ``source`` (``
 ``previous_patch`` (the patch the file held before this run, null if none), ``patch_changed``
 (``previous_patch`` set and different), and ``cross_check`` when enabled. Other keys are kept.
 
-When every attempt fails the run is an error (``JobResult.error``, exit 1): a valid existing meta.json is
-left byte-for-byte untouched; without one the configured default patch is written with
+When every attempt fails the run is an error (``errors.PartialFailure``, exit 1): a valid existing
+meta.json is left byte-for-byte untouched; without one the configured default patch is written with
 ``"source": "fallback"``. A meta.json that is not valid is copied aside (``meta.json.corrupt-<UTC time>``)
 before it is replaced, and a warning says so.
 """
 
 from __future__ import annotations
 
-import json
 import logging
 import time
 from collections.abc import Mapping
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from stratmancer_jobs.atomicio import atomic_write_bytes, atomic_write_json
-from stratmancer_jobs.errors import FetchError, JobError, StorageError
+from stratmancer_jobs.clock import file_stamp
+from stratmancer_jobs.errors import FetchError, JobError, PartialFailure, StorageError
 from stratmancer_jobs.http import Sleep, display_url, get_json
 from stratmancer_jobs.jobs import JobContext, JobResult
-from stratmancer_jobs.patchver import latest_version, normalize_patch, parse_version, patch_of
+from stratmancer_jobs.jobs.patch.meta import (
+    SOURCE_DDRAGON,
+    SOURCE_FALLBACK,
+    ExistingMeta,
+    build_meta,
+    choose_version,
+    cross_check_record,
+    interpret_meta,
+    realm_version,
+)
+from stratmancer_jobs.patchver import normalize_patch
 
 if TYPE_CHECKING:
     import requests
 
     from stratmancer_jobs.config import PatchSettings
-
-SOURCE_DDRAGON = "ddragon"
-SOURCE_FALLBACK = "fallback"
-USED_VERSIONS = "api/versions.json"
-
-
-# --- pure compute -------------------------------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class ExistingMeta:
-    """What meta.json held before this run: its keys (if an object), its valid patch, or a problem."""
-
-    data: Mapping[str, Any]
-    patch: str | None
-    raw: bytes | None = None
-    problem: str | None = None
-
-
-def interpret_meta(raw: bytes | None) -> ExistingMeta:
-    """Classify meta.json's bytes (None = no file): usable keys, a valid patch, or what is wrong with it."""
-    if raw is None:
-        return ExistingMeta(data={}, patch=None)
-    try:
-        data = json.loads(raw)
-    except (ValueError, RecursionError):
-        return ExistingMeta(data={}, patch=None, raw=raw, problem="is not valid JSON")
-    if not isinstance(data, dict):
-        return ExistingMeta(data={}, patch=None, raw=raw, problem="is not a JSON object")
-    patch = normalize_patch(data.get("patch"))
-    if patch is None:
-        return ExistingMeta(data=data, patch=None, raw=raw, problem="holds no valid patch")
-    return ExistingMeta(data=data, patch=patch, raw=raw)
-
-
-def choose_version(payload: object) -> tuple[str, str]:
-    """``(version, patch)`` from a versions.json payload; FetchError when its shape or content is unusable."""
-    if not isinstance(payload, list):
-        raise FetchError(f"expected a JSON array of version strings, got a JSON {_json_type(payload)}")
-    best = latest_version(payload)
-    if best is None:
-        raise FetchError(f"no valid MAJOR.MINOR.PATCH version among {len(payload)} entries")
-    return best[0], patch_of(best[1])
-
-
-def realm_version(payload: object) -> str:
-    """The ``v`` field of a realms file; FetchError when missing or not a valid version."""
-    if not isinstance(payload, dict):
-        raise FetchError(f"expected a JSON object, got a JSON {_json_type(payload)}")
-    value = payload.get("v")
-    if parse_version(value) is None or not isinstance(value, str):
-        raise FetchError("field 'v' is missing or not a valid version")
-    return value
-
-
-def _json_type(value: object) -> str:
-    names = {dict: "object", list: "array", str: "string", bool: "boolean", type(None): "null"}
-    return names.get(type(value), "number")
-
-
-def cross_check_record(region: str, version: str, realm: str | None, error: str | None) -> dict[str, Any]:
-    """The ``cross_check`` entry of meta.json: the realm's version (or why unknown) and what was used."""
-    record: dict[str, Any] = {"region": region, "used": USED_VERSIONS}
-    if realm is None:
-        record["realm_version"] = None
-        record["agrees"] = None
-        record["error"] = error
-    else:
-        record["realm_version"] = realm
-        record["agrees"] = parse_version(realm) == parse_version(version)
-    return record
-
-
-def build_meta(
-    existing: Mapping[str, Any],
-    *,
-    patch: str,
-    version: str | None,
-    source: str,
-    previous_patch: str | None,
-    now: datetime,
-    cross_check: Mapping[str, Any] | None,
-) -> dict[str, Any]:
-    """The new meta.json: ``existing`` keys kept, ours replaced. Refuses (ValueError) an invalid patch."""
-    if normalize_patch(patch) != patch:
-        raise ValueError(f"refusing to write invalid patch {patch!r}")
-    meta = dict(existing)
-    meta.update(
-        patch=patch,
-        version=version,
-        last_updated=iso_utc(now),
-        source=source,
-        previous_patch=previous_patch,
-        patch_changed=previous_patch is not None and previous_patch != patch,
-    )
-    if cross_check is None:
-        meta.pop("cross_check", None)
-    else:
-        meta["cross_check"] = dict(cross_check)
-    return meta
-
-
-def iso_utc(now: datetime) -> str:
-    """ISO 8601 in UTC with an explicit offset; a naive time is taken as the machine's local time."""
-    return now.astimezone(UTC).isoformat(timespec="seconds")
-
-
-# --- I/O ----------------------------------------------------------------------------------------------
 
 
 @dataclass(frozen=True)
@@ -176,8 +78,7 @@ def _preserve(path: Path, existing: ExistingMeta, now: datetime, log: logging.Lo
     """Copy an invalid meta.json aside before it is replaced, so that nothing is lost silently."""
     if existing.raw is None or existing.problem is None:
         return None
-    stamp = now.astimezone(UTC).strftime("%Y%m%dT%H%M%SZ")
-    copy = path.with_name(f"{path.name}.corrupt-{stamp}")
+    copy = path.with_name(f"{path.name}.corrupt-{file_stamp(now)}")
     atomic_write_bytes(copy, existing.raw)
     log.warning("%s %s; a copy was kept at %s before replacing it", path, existing.problem, copy)
     return copy
@@ -333,7 +234,7 @@ def summarize(outcome: PatchOutcome) -> str:
 
 
 def run(ctx: JobContext) -> JobResult:
-    """Runner entry point: one session, one refresh, the outcome as a JobResult."""
+    """Runner entry point: one session, one refresh; PartialFailure (with summary, metrics) if it failed."""
     from stratmancer_jobs.http import build_session
 
     with build_session() as session:
@@ -344,4 +245,6 @@ def run(ctx: JobContext) -> JobResult:
         "fetch_ok": 0 if outcome.error else 1,
         "fallback": 1 if outcome.source == SOURCE_FALLBACK else 0,
     }
-    return JobResult(summary=summarize(outcome), metrics=metrics, error=outcome.error)
+    if outcome.error is not None:  # the fallback rules were applied, but Data Dragon could not be used
+        raise PartialFailure(outcome.error, summary=summarize(outcome), metrics=metrics)
+    return JobResult(summary=summarize(outcome), metrics=metrics)

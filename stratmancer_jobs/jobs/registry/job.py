@@ -1,7 +1,8 @@
 """``refresh-registry``: re-read model cards, validate them, pick the active model per elo, snapshot.
 
 I/O lives here (listing directories, reading cards, the previous snapshot, writing the new one);
-validation, choice and diffing are pure functions in ``stratmancer_jobs.jobs.registry.cards``.
+validation, choice and diffing are pure functions in ``cards.py``; ``served.py`` (pure, not wired yet)
+checks what the app would serve.
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from stratmancer_jobs.atomicio import atomic_write_json
+from stratmancer_jobs.clock import iso
 from stratmancer_jobs.errors import InputError
 from stratmancer_jobs.jobs import JobContext, JobResult
 from stratmancer_jobs.jobs.registry.cards import (
@@ -26,7 +28,6 @@ from stratmancer_jobs.jobs.registry.cards import (
     validate_card,
 )
 from stratmancer_jobs.layout import Layout
-from stratmancer_jobs.state import iso
 
 SNAPSHOT_SCHEMA = 1
 
