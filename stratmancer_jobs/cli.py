@@ -5,7 +5,6 @@ from __future__ import annotations
 import io
 import json
 import logging
-import math
 import os
 import shutil
 import sys
@@ -62,10 +61,11 @@ def _fail(message: str, code: int) -> NoReturn:
     raise typer.Exit(code)
 
 
-def _settings(ctx: typer.Context) -> Settings:
+def _settings(ctx: typer.Context, timeout: float | None = None) -> Settings:
+    """The one call into the resolver: raw flag values and the environment; precedence lives there."""
     g: Globals = ctx.obj
     try:
-        return load_settings(g.root, os.environ, metrics_file=g.metrics_file)
+        return load_settings(g.root, os.environ, metrics_file=g.metrics_file, timeout_s=timeout)
     except StratmancerError as exc:
         _fail(str(exc), exc.exit_code)
 
@@ -83,9 +83,7 @@ def main_options(
         Path | None,
         typer.Option(
             "--root",
-            envvar="STRATMANCER_HOME",
             help="Deployment root; every path is relative to it [env: STRATMANCER_HOME; default: cwd].",
-            show_envvar=False,
         ),
     ] = None,
     verbose: Annotated[bool, typer.Option("--verbose", "-v", help="Log debug detail to stderr.")] = False,
@@ -119,21 +117,10 @@ def main_options(
     setup_logging(verbose=verbose, quiet=quiet, fmt=log_format, secrets=secret_values(os.environ))
 
 
-def _check_timeout(value: float | None) -> float | None:
-    """--timeout must be a finite number of seconds in [0, MAX_TIMEOUT_S]; nan and inf are refused."""
-    if value is not None and not (math.isfinite(value) and 0 <= value <= MAX_TIMEOUT_S):
-        _fail(
-            f"--timeout must be between 0 and {MAX_TIMEOUT_S} seconds (7 days; 0 = no limit), got {value!r}",
-            EXIT_USAGE,
-        )
-    return value
-
-
 TimeoutOpt = Annotated[
     float | None,
     typer.Option(
         "--timeout",
-        callback=_check_timeout,
         help="Stop the run after this many seconds and record it as failed "
         f"(0 = no limit, at most {MAX_TIMEOUT_S}) [default: jobs.<id>.timeout_seconds].",
     ),
@@ -148,21 +135,15 @@ IfDueOpt = Annotated[
 
 
 def _run(ctx: typer.Context, job: str, timeout: float | None, if_due: bool, **options: Any) -> None:
+    from stratmancer_jobs.progressbar import progress_sink
     from stratmancer_jobs.runner import run_job
 
     g: Globals = ctx.obj
-    settings = _settings(ctx)
+    settings = _settings(ctx, timeout)
     spec = find_job(job)
     log = logging.getLogger(LOGGER_NAME)
-    outcome = run_job(
-        spec,
-        settings,
-        log=log,
-        options=options,
-        progress=sys.stderr.isatty() and not g.quiet,
-        timeout_s=timeout,
-        if_due=if_due,
-    )
+    with progress_sink(enabled=sys.stderr.isatty() and not g.quiet) as sink:
+        outcome = run_job(spec, settings, log=log, options=options, progress=sink, if_due=if_due)
     if not g.quiet and outcome.summary and outcome.status in ("success", "not_due"):
         typer.echo(outcome.summary)
     raise typer.Exit(outcome.exit_code)
@@ -204,7 +185,7 @@ def status(
     ] = False,
 ) -> None:
     """Show every job: schedule, next run, last run, result, health, duration, counts, last error."""
-    from stratmancer_jobs.schedule import utc_now
+    from stratmancer_jobs.clock import utc_now
     from stratmancer_jobs.status import build_report
 
     settings = _settings(ctx)

@@ -5,13 +5,16 @@ Precedence, highest first: command-line flag > environment variable > ``config/j
 | setting | flag | environment | jobs.toml key | default |
 | --- | --- | --- | --- | --- |
 | deployment root | ``--root`` | ``STRATMANCER_HOME`` | - | current directory |
+| a run's time limit | ``--timeout`` | - | ``jobs.<id>.timeout_seconds`` | the job table's default |
 | schedule timezone | - | ``STRATMANCER_TZ`` | ``timezone`` | the machine's zone (``TZ``, /etc/localtime) |
 | metrics textfile | ``--metrics-file`` | ``STRATMANCER_METRICS_FILE`` | ``metrics_file`` | none |
 | Data Dragon URL | - | ``STRATMANCER_DDRAGON_URL`` | ``patch.base_url`` | the public Data Dragon host |
 | instant retry waits | - | ``STRATMANCER_RETRY_INSTANT=1`` | ``patch.instant_retries`` | false |
 
 Per-job keys live under ``[jobs.<job_id>]``: ``schedule``, ``grace_seconds``, ``timeout_seconds``.
-Core modules never read ``os.environ``: the CLI passes the environment in here.
+This module is the only place precedence is applied: the CLI passes the raw flag values (None when not
+given) and the environment mapping to ``load_settings``; Typer never reads the environment itself, and
+core modules never read ``os.environ``.
 """
 
 from __future__ import annotations
@@ -83,6 +86,8 @@ class Settings:
     history: HistorySettings = field(default_factory=HistorySettings)
     patch: PatchSettings = field(default_factory=PatchSettings)
     metrics_file: Path | None = None
+    # the --timeout flag of this run (None: each job's timeout_seconds); see time_limit()
+    run_timeout_s: float | None = None
     config_file_found: bool = False
     # values of secret-looking environment variables, scrubbed from every log line, state field and
     # message; repr=False keeps them out of tracebacks and reprs
@@ -90,6 +95,10 @@ class Settings:
 
     def job(self, spec: JobSpec) -> JobSchedule:
         return self.jobs[spec.id]
+
+    def time_limit(self, spec: JobSpec) -> float:
+        """The run's maximum time in seconds (0 = no limit): the --timeout flag, else the job's setting."""
+        return self.job(spec).timeout_s if self.run_timeout_s is None else self.run_timeout_s
 
 
 T = TypeVar("T")
@@ -270,13 +279,27 @@ def _metrics_path(root: Path, value: str, where: str) -> Path | None:
     return resolved
 
 
+def check_timeout(value: float | None) -> float | None:
+    """The --timeout flag: a finite number of seconds in [0, MAX_TIMEOUT_S]; nan and inf are refused."""
+    if value is not None and not (math.isfinite(value) and 0 <= value <= MAX_TIMEOUT_S):
+        raise ConfigError(
+            f"--timeout must be between 0 and {MAX_TIMEOUT_S} seconds (7 days; 0 = no limit), got {value!r}"
+        )
+    return value
+
+
 def load_settings(
     root: Path | None,
     env: Mapping[str, str],
     *,
     metrics_file: Path | None = None,
+    timeout_s: float | None = None,
 ) -> Settings:
-    """Resolve the configuration once. ``root``/``metrics_file`` are the command-line flags (or None)."""
+    """Resolve the configuration once, applying every precedence rule of this module's table.
+
+    ``root``, ``metrics_file`` and ``timeout_s`` are the raw command-line flags (None when not given).
+    """
+    run_timeout_s = check_timeout(timeout_s)  # a bad flag is reported before anything is read
     if root is None:
         home = env.get("STRATMANCER_HOME", "").strip()
         root = Path(home) if home else Path.cwd()
@@ -312,6 +335,7 @@ def load_settings(
         history=_history(data),
         patch=_patch(data, env),
         metrics_file=metrics_file,
+        run_timeout_s=run_timeout_s,
         config_file_found=found,
         redact_values=secret_values(env),
     )

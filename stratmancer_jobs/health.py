@@ -17,13 +17,13 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
-from typing import Any
 from zoneinfo import ZoneInfo
 
+from stratmancer_jobs.clock import parse_iso
 from stratmancer_jobs.config import JobSchedule
 from stratmancer_jobs.procs import marker_alive
 from stratmancer_jobs.schedule import interval_s, next_run, previous_run
-from stratmancer_jobs.state import in_the_future, last_completed_status, parse_iso
+from stratmancer_jobs.state import JobRecord, RunMarker, in_the_future, last_completed_status
 
 OK, WARNING, CRITICAL = 0, 1, 2
 
@@ -52,11 +52,11 @@ def _age(seconds: float) -> str:
 
 
 def compute_health(
-    record: dict[str, Any],
+    record: JobRecord,
     schedule: JobSchedule,
     zone: ZoneInfo,
     now: datetime,
-    alive: Callable[[object], bool] = marker_alive,
+    alive: Callable[[RunMarker], bool] = marker_alive,
 ) -> Health:
     """Pure apart from ``alive`` (given the running marker; injected in tests): the job's health at ``now``.
 
@@ -65,10 +65,10 @@ def compute_health(
     and is at least a warning.
     """
     now = now.astimezone(UTC)  # compare and subtract in UTC, never by wall clock
-    running = record.get("running")
-    if isinstance(running, dict) and not alive(running):
+    running = record.running
+    if running is not None and not alive(running):
         base = _health(record, schedule, zone, now, running=None)
-        note = f"the run started {running.get('started')} (pid {running.get('pid')}) was killed"
+        note = f"the run started {running.started} (pid {running.pid}) was killed"
         return Health(base.state, max(base.level, WARNING), f"{base.detail}; {note}", f"{base.cell} (killed)")
     return _health(record, schedule, zone, now, running=running)
 
@@ -90,7 +90,7 @@ def _running(
     schedule: JobSchedule,
     zone: ZoneInfo,
     now: datetime,
-    running: dict[str, Any],
+    running: RunMarker,
     last_success: datetime | None,
 ) -> Health:
     """A live process holds the job: ok, a warning past its limit, critical when it looks stuck.
@@ -99,7 +99,7 @@ def _running(
     (however long this run has been going): a stopped (SIGSTOP) or hung run would otherwise hide
     the job's lateness for ever while every cron run is skipped.
     """
-    started = parse_iso(running.get("started"))
+    started = parse_iso(running.started)
     age = max(0.0, (now - started).total_seconds()) if started else 0.0
     period = interval_s(schedule.schedule, zone, now)
     limit = schedule.timeout_s
@@ -128,19 +128,19 @@ def _running(
 
 
 def _health(
-    record: dict[str, Any], schedule: JobSchedule, zone: ZoneInfo, now: datetime, running: object
+    record: JobRecord, schedule: JobSchedule, zone: ZoneInfo, now: datetime, running: RunMarker | None
 ) -> Health:
-    last_success = parse_iso(record.get("last_success"))
+    last_success = parse_iso(record.last_success)
     skew = ""
     if in_the_future(last_success, now):
-        skew = f"clock skew: last success {record.get('last_success')} is in the future"
+        skew = f"clock skew: last success {record.last_success} is in the future"
         last_success = None  # recorded while the clock was ahead: not a recent success
-    if isinstance(running, dict):
+    if running is not None:
         health = _running(schedule, zone, now, running, last_success)
-    elif record.get("last_finished") is None:
+    elif record.last_finished is None:
         health = Health("never run", WARNING, "no run recorded yet")
     elif last_completed_status(record) == "error":
-        n = int(record.get("consecutive_failures") or 1)
+        n = record.consecutive_failures or 1
         health = Health(
             "failing", CRITICAL, f"{n} consecutive failure{'s' if n != 1 else ''}", f"failing x{n}"
         )

@@ -10,12 +10,14 @@ import math
 from collections.abc import Iterable
 
 from stratmancer_jobs.atomicio import atomic_write_text
+from stratmancer_jobs.clock import parse_iso
 from stratmancer_jobs.config import Settings
 from stratmancer_jobs.errors import StateError
 from stratmancer_jobs.jobtable import JOBS
-from stratmancer_jobs.state import job_record, last_completed_status, parse_iso, read_state
+from stratmancer_jobs.state import State, empty_state, last_completed_status, load_state
 
 PREFIX = "stratmancer_job"
+RESULTS = ("success", "error", "skipped")
 
 
 def _label(value: str) -> str:
@@ -33,15 +35,15 @@ def _family(
     return lines
 
 
-def render_metrics(state: dict[str, object]) -> str:
-    """The exposition text for a state document (pure)."""
-    records = {spec.id: job_record(state, spec.id) for spec in JOBS}
+def render_metrics(state: State) -> str:
+    """The exposition text for a state (pure)."""
+    records = {spec.id: state.job(spec.id) for spec in JOBS}
     out: list[str] = []
 
-    def ts(field: str) -> list[tuple[dict[str, str], float]]:
+    def ts() -> list[tuple[dict[str, str], float]]:
         samples = []
         for job_id, record in records.items():
-            moment = parse_iso(record.get(field))
+            moment = parse_iso(record.last_success)
             if moment is not None:
                 samples.append(({"job": job_id}, moment.timestamp()))
         return samples
@@ -50,16 +52,16 @@ def render_metrics(state: dict[str, object]) -> str:
         f"{PREFIX}_last_success_timestamp_seconds",
         "gauge",
         "Unix time of the job's last successful run.",
-        ts("last_success"),
+        ts(),
     )
     out += _family(
         f"{PREFIX}_last_run_duration_seconds",
         "gauge",
         "Duration of the job's last completed run.",
         [
-            ({"job": j}, float(r["last_duration_s"]))
+            ({"job": j}, float(r.last_duration_s))
             for j, r in records.items()
-            if isinstance(r.get("last_duration_s"), (int, float))
+            if r.last_duration_s is not None
         ],
     )
     out += _family(
@@ -77,17 +79,15 @@ def render_metrics(state: dict[str, object]) -> str:
         "counter",
         "Runs of the job by result.",
         [
-            ({"job": j, "result": result}, float(r[f"{result}_count"]))
+            ({"job": j, "result": result}, float(count))
             for j, r in records.items()
-            for result in ("success", "error", "skipped")
+            for result, count in zip(RESULTS, (r.success_count, r.error_count, r.skipped_count), strict=True)
         ],
     )
-    metrics = {j: r.get("last_metrics") or {} for j, r in records.items()}
     gauges: dict[str, list[tuple[dict[str, str], float]]] = {}
     infos: list[tuple[dict[str, str], float]] = []
-    for job_id, values in metrics.items():
-        if not isinstance(values, dict):
-            continue
+    for job_id, record in records.items():
+        values = record.last_metrics
         for key, value in sorted(values.items()):
             if isinstance(value, bool):
                 value = float(value)
@@ -110,11 +110,13 @@ def render_metrics(state: dict[str, object]) -> str:
     return "\n".join(out) + "\n"
 
 
-def write_metrics(settings: Settings) -> None:
-    """Render the state into the configured textfile atomically."""
+def write_metrics(settings: Settings, state: State | None = None) -> None:
+    """Render ``state`` (the one the runner just committed; read from the file when None) into the
+    configured textfile atomically."""
     assert settings.metrics_file is not None
-    try:
-        state = read_state(settings.layout.state_file)
-    except StateError:
-        state = {"schema_version": 1, "jobs": {}}
+    if state is None:
+        try:
+            state = load_state(settings.layout.state_file)
+        except StateError:
+            state = empty_state()
     atomic_write_text(settings.metrics_file, render_metrics(state))

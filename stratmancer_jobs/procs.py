@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+from typing import Protocol
 
 STARTTIME_FIELD = 22  # /proc/<pid>/stat: starttime, in clock ticks since boot (proc(5))
 
@@ -44,18 +45,26 @@ def process_start_ticks(pid: int) -> int | None:
         return None
 
 
-def marker_alive(marker: object) -> bool:
+class Marker(Protocol):
+    """A running marker (``state.RunMarker``): the pid and, where /proc exists, its start time."""
+
+    @property
+    def pid(self) -> int: ...
+
+    @property
+    def pid_starttime(self) -> int | None: ...
+
+
+def marker_alive(marker: Marker) -> bool:
     """True when a running marker's process is alive and is the process that wrote the marker.
 
     A marker records ``pid`` and, where /proc exists, ``pid_starttime``: a live pid whose start time
     differs is another process that got the same pid after the run died (the marker is dead).
     """
-    if not isinstance(marker, dict):
-        return False
-    pid = marker.get("pid")
+    pid = marker.pid
     if not isinstance(pid, int) or not pid_alive(pid):
         return False
-    recorded = marker.get("pid_starttime")
+    recorded = marker.pid_starttime
     if isinstance(recorded, int) and not isinstance(recorded, bool):
         actual = process_start_ticks(pid)
         if actual is not None and actual != recorded:

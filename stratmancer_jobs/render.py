@@ -3,14 +3,14 @@
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Any
+from typing import TYPE_CHECKING
 
-from rich.console import Console
-from rich.table import Table
-from rich.text import Text
-
-from stratmancer_jobs.state import RECENT_RUNS, parse_iso
+from stratmancer_jobs.clock import parse_iso
+from stratmancer_jobs.state import RECENT_RUNS, JobRecord
 from stratmancer_jobs.status import JobStatus, StatusReport
+
+if TYPE_CHECKING:
+    from rich.console import Console
 
 HEALTH_STYLE = {"ok": "green", "running": "cyan", "late": "yellow", "failing": "bold red", "never run": "dim"}
 RUN_MARK = {"success": "ok", "error": "FAIL", "skipped": "skip"}
@@ -27,9 +27,8 @@ def _duration(value: object) -> str:
     return f"{value:.2f}s" if isinstance(value, (int, float)) else "-"
 
 
-def recent(record: dict[str, Any], limit: int = 10) -> str:
-    runs = [r for r in record.get("runs") or [] if isinstance(r, dict)][-limit:]
-    return " ".join(RUN_MARK.get(str(r.get("status")), "?") for r in runs) or "-"
+def recent(record: JobRecord, limit: int = 10) -> str:
+    return " ".join(RUN_MARK.get(str(r.status), "?") for r in record.runs[-limit:]) or "-"
 
 
 def _cells(job: JobStatus, now: datetime) -> list[str]:
@@ -39,13 +38,13 @@ def _cells(job: JobStatus, now: datetime) -> list[str]:
         job.spec.name,
         f"{job.schedule} ({job.schedule_text})",
         job.next_run.astimezone(now.tzinfo).strftime("%Y-%m-%d %H:%M"),
-        _when(r.get("last_finished") or r.get("last_started"), now),
-        str(r.get("last_status") or "-"),
+        _when(r.last_finished or r.last_started, now),
+        str(r.last_status or "-"),
         job.health.cell,
-        _duration(r.get("last_duration_s")),
-        f"{r.get('success_count', 0)}/{r.get('error_count', 0)}/{r.get('skipped_count', 0)}",
+        _duration(r.last_duration_s),
+        f"{r.success_count}/{r.error_count}/{r.skipped_count}",
         recent(r),
-        str(r.get("last_error_message") or "-"),
+        str(r.last_error_message or "-"),
     ]
 
 
@@ -66,6 +65,9 @@ HEADERS = [
 
 def print_table(report: StatusReport, console: Console, now: datetime) -> None:
     """Rich table for a terminal, coloured by health."""
+    from rich.table import Table
+    from rich.text import Text
+
     table = Table(title="stratmancer-jobs", show_lines=False)
     for header in HEADERS:
         table.add_column(header, overflow="fold")
@@ -95,28 +97,25 @@ def job_detail(job: JobStatus, now: datetime) -> str:
         f"  schedule        {job.schedule} ({job.schedule_text})",
         f"  next run        {job.next_run.isoformat()}",
         f"  health          {job.health.state} ({job.health.detail})",
-        f"  last status     {r.get('last_status') or '-'}",
-        f"  last started    {r.get('last_started') or '-'}",
-        f"  last finished   {r.get('last_finished') or '-'}",
-        f"  last success    {r.get('last_success') or '-'}",
-        f"  last error      {r.get('last_error') or '-'}",
-        f"  error message   {r.get('last_error_message') or '-'}",
-        f"  duration        {_duration(r.get('last_duration_s'))}",
-        f"  summary         {r.get('last_summary') or '-'}",
-        f"  counts          success {r.get('success_count', 0)}, error {r.get('error_count', 0)}, "
-        f"skipped {r.get('skipped_count', 0)}",
+        f"  last status     {r.last_status or '-'}",
+        f"  last started    {r.last_started or '-'}",
+        f"  last finished   {r.last_finished or '-'}",
+        f"  last success    {r.last_success or '-'}",
+        f"  last error      {r.last_error or '-'}",
+        f"  error message   {r.last_error_message or '-'}",
+        f"  duration        {_duration(r.last_duration_s)}",
+        f"  summary         {r.last_summary or '-'}",
+        f"  counts          success {r.success_count}, error {r.error_count}, skipped {r.skipped_count}",
         f"  recent runs ({len(runs)}, oldest first):",
         *runs,
     ]
     return "\n".join(lines) + "\n"
 
 
-def recent_runs_lines(record: dict[str, Any], limit: int = RECENT_RUNS) -> list[str]:
-    """One line per stored run, the last ``limit`` only (a damaged state may hold any number)."""
-    runs = record.get("runs")
-    kept = [run for run in runs[-limit:] if isinstance(run, dict)] if isinstance(runs, list) else []
+def recent_runs_lines(record: JobRecord, limit: int = RECENT_RUNS) -> list[str]:
+    """One line per stored run, the last ``limit`` only."""
     return [
-        f"    {run.get('started', '?')}  {RUN_MARK.get(str(run.get('status')), '?'):<4}  "
-        f"{_duration(run.get('duration_s')):>8}  {run.get('summary') or ''}"
-        for run in kept
+        f"    {run.started}  {RUN_MARK.get(str(run.status), '?'):<4}  "
+        f"{_duration(run.duration_s):>8}  {run.summary or ''}"
+        for run in record.runs[-limit:]
     ]

@@ -23,6 +23,7 @@ from typing import Any, Literal
 from filelock import FileLock, Timeout
 
 from stratmancer_jobs.atomicio import make_dirs
+from stratmancer_jobs.clock import parse_iso, utc_now
 from stratmancer_jobs.config import MAX_TIMEOUT_S, Settings
 from stratmancer_jobs.errors import (
     EXIT_FAILED,
@@ -30,21 +31,24 @@ from stratmancer_jobs.errors import (
     EXIT_USAGE,
     JobError,
     JobTimeout,
+    PartialFailure,
     StorageError,
     StratmancerError,
 )
-from stratmancer_jobs.jobs import JobContext, JobResult, load_job
+from stratmancer_jobs.jobs import JobContext, ProgressSink, load_job
 from stratmancer_jobs.jobtable import JobSpec
 from stratmancer_jobs.logs import redact
-from stratmancer_jobs.schedule import is_due, next_run, utc_now
+from stratmancer_jobs.schedule import is_due, next_run
 from stratmancer_jobs.state import (
     FILE_MODE,
+    State,
     StateStore,
-    job_record,
+    empty_state,
+    in_the_future,
+    mark_failed_unrun,
     mark_finished,
     mark_skipped,
     mark_started,
-    parse_iso,
 )
 
 Clock = Callable[[], datetime]
@@ -117,18 +121,18 @@ def run_job(
     *,
     log: logging.Logger,
     options: Mapping[str, Any] | None = None,
-    progress: bool = False,
-    timeout_s: float | None = None,
+    progress: ProgressSink | None = None,
     if_due: bool = False,
     clock: Clock = utc_now,
 ) -> RunOutcome:
     """Run one job through the lock, the timer and the state file; never raises StratmancerError.
 
-    With ``if_due`` the job runs only when a scheduled time was missed since its last success.
+    The time limit is ``settings.time_limit(spec)`` (the --timeout flag is resolved in config). With
+    ``if_due`` the job runs only when a scheduled time was missed since its last success. ``progress``
+    is handed to the job as ``ctx.progress``. A KeyboardInterrupt is recorded, then re-raised.
     """
     store = StateStore(settings.layout.state_file)
-    schedule = settings.job(spec)
-    limit = schedule.timeout_s if timeout_s is None else timeout_s
+    limit = settings.time_limit(spec)
     if not (math.isfinite(limit) and 0 <= limit <= MAX_TIMEOUT_S):  # setitimer would overflow
         bad = f"timeout must be between 0 and {MAX_TIMEOUT_S} seconds (0 = no limit), got {limit!r}"
         log.error(bad, extra=_extra(spec, "error"))
@@ -156,34 +160,32 @@ def run_job(
 
 def _not_due(spec: JobSpec, settings: Settings, store: StateStore, now: datetime) -> str | None:
     """None when the job is due; otherwise the one-line note saying why it is not run."""
-    from stratmancer_jobs.state import in_the_future
-
-    record = job_record(_read_quietly(store), spec.id)
-    last_success = parse_iso(record.get("last_success"))
+    record = _read_quietly(store).job(spec.id)
+    last_success = parse_iso(record.last_success)
     if in_the_future(last_success, now):
         last_success = None  # recorded while the clock was ahead: no recent success, so it is due
     schedule = settings.job(spec).schedule
     if is_due(schedule, settings.timezone, last_success, now):
         return None
     upcoming = next_run(schedule, settings.timezone, now).isoformat()
-    return f"{spec.id} not due: last success {record.get('last_success')}, next scheduled run {upcoming}"
+    return f"{spec.id} not due: last success {record.last_success}, next scheduled run {upcoming}"
 
 
 def _record_skip(
     spec: JobSpec, settings: Settings, store: StateStore, log: logging.Logger, clock: Clock
 ) -> RunOutcome:
     now = clock()
-    holder = job_record(_read_quietly(store), spec.id).get("running") or {}
-    since = f" (pid {holder.get('pid')}, since {holder.get('started')})" if holder else ""
+    holder = _read_quietly(store).job(spec.id).running
+    since = f" (pid {holder.pid}, since {holder.started})" if holder else ""
     reason = f"skipped: another run of {spec.id} is in progress{since}"
     log.warning(reason, extra=_extra(spec, "skipped", status="skipped"))
     try:
-        notice = store.update(spec.id, lambda r: mark_skipped(r, at=now, reason=reason), now)
+        committed = store.update(spec.id, lambda r: mark_skipped(r, at=now, reason=reason), now)
     except StratmancerError as exc:
         log.error(str(exc), extra=_extra(spec, "error"))
         return RunOutcome("skipped", exc.exit_code, error=str(exc))
-    _log_notice(log, spec, notice)
-    _publish_metrics(settings, log, spec)
+    _log_notice(log, spec, committed.notice)
+    _publish_metrics(settings, log, spec, committed.state)
     return RunOutcome("skipped", EXIT_OK, summary=reason)
 
 
@@ -216,29 +218,23 @@ def _record_lock_failure(
     message = redact(_lock_failure_message(spec, settings, exc), settings.redact_values)
     log.error(f"{message}; the job was not run", extra=_extra(spec, "error", status="error"))
     now = clock()
-
-    def record_failure(record: dict[str, Any]) -> None:
-        running = record.get("running")
-        mark_finished(
-            record, ok=False, started=now, finished=now, duration_s=0.0, summary=None, error=message
-        )
-        record["running"] = running
-
+    state: State | None = None
     try:
-        notice = store.update(spec.id, record_failure, now)
+        committed = store.update(spec.id, lambda r: mark_failed_unrun(r, at=now, error=message), now)
     except StratmancerError as state_exc:
         log.error(f"could not record the failure: {state_exc}", extra=_extra(spec, "error"))
     else:
-        _log_notice(log, spec, notice)
-    _publish_metrics(settings, log, spec)
+        _log_notice(log, spec, committed.notice)
+        state = committed.state
+    _publish_metrics(settings, log, spec, state)
     return RunOutcome("error", EXIT_FAILED, error=message)
 
 
-def _read_quietly(store: StateStore) -> dict[str, Any]:
+def _read_quietly(store: StateStore) -> State:
     try:
         return store.read()
     except StratmancerError:
-        return {}
+        return empty_state()
 
 
 def _run_locked(
@@ -247,22 +243,24 @@ def _run_locked(
     store: StateStore,
     log: logging.Logger,
     options: Mapping[str, Any],
-    progress: bool,
+    progress: ProgressSink | None,
     limit: float,
     clock: Clock,
 ) -> RunOutcome:
     started = clock()
     try:
-        notice = store.update(spec.id, lambda r: mark_started(r, pid=os.getpid(), started=started), started)
+        begun = store.update(spec.id, lambda r: mark_started(r, pid=os.getpid(), started=started), started)
     except StratmancerError as exc:
         log.error(f"{exc}; the job was not run", extra=_extra(spec, "error"))
         return RunOutcome("error", exc.exit_code, error=str(exc))
-    _log_notice(log, spec, notice)
+    _log_notice(log, spec, begun.notice)
     log.info(f"started {spec.name}", extra=_extra(spec, "start"))
     t0 = time.monotonic()
-    result: JobResult | None = None
+    summary: str | None = None
+    metrics: dict[str, float | str] | None = None
     error: str | None = None
     exit_code = EXIT_OK
+    interrupted = False
     try:
         with _time_limit(limit):
             func = load_job(spec)
@@ -270,26 +268,29 @@ def _run_locked(
                 settings=settings, now=started, log=log.getChild(spec.id), options=options, progress=progress
             )
             result = func(ctx)
-        if result.error:
+        summary, metrics = result.summary, dict(result.metrics)
+        if result.error:  # the old way to report a partial failure, until every job raises PartialFailure
             error, exit_code = result.error, EXIT_FAILED
+    except PartialFailure as exc:  # part of the work was done: its summary and metrics are recorded too
+        summary, metrics = exc.summary, dict(exc.metrics)
+        error, exit_code = str(exc), exc.exit_code
     except StratmancerError as exc:
         error, exit_code = str(exc), exc.exit_code
     except Exception as exc:
         error, exit_code = f"{type(exc).__name__}: {exc}", EXIT_FAILED
         log.error("unexpected error, traceback follows", exc_info=True, extra=_extra(spec, "traceback"))
-    except KeyboardInterrupt:
-        error, exit_code = "interrupted (KeyboardInterrupt)", 130
+    except KeyboardInterrupt:  # recorded as a failed run below, then re-raised to the caller
+        error, exit_code, interrupted = "interrupted (KeyboardInterrupt)", EXIT_FAILED, True
     duration = time.monotonic() - t0
     finished = clock()
     if error is not None:
         error = redact(error, settings.redact_values)
-    summary = result.summary if result else None
     if summary:
         summary = redact(summary, settings.redact_values)
-    metrics = dict(result.metrics) if result else None
     ok = error is None
+    state: State | None = None
     try:
-        notice = store.update(
+        committed = store.update(
             spec.id,
             lambda r: mark_finished(
                 r,
@@ -303,7 +304,8 @@ def _run_locked(
             ),
             finished,
         )
-        _log_notice(log, spec, notice)
+        _log_notice(log, spec, committed.notice)
+        state = committed.state
     except StratmancerError as exc:
         log.error(f"could not record the outcome: {exc}", extra=_extra(spec, "error"))
         error = error or str(exc)
@@ -323,20 +325,21 @@ def _run_locked(
                 spec, "end", status="error", duration=round(duration, 3), summary=error, next_run=upcoming
             ),
         )
-    _publish_metrics(settings, log, spec)
-    if exit_code == 130:
+    _publish_metrics(settings, log, spec, state)
+    if interrupted:
         raise KeyboardInterrupt
     status: Status = "success" if error is None else "error"
     return RunOutcome(status, exit_code, summary=summary, error=error, duration_s=duration)
 
 
-def _publish_metrics(settings: Settings, log: logging.Logger, spec: JobSpec) -> None:
-    """Rewrite the Prometheus textfile when one is configured; a failure here never fails the job."""
+def _publish_metrics(settings: Settings, log: logging.Logger, spec: JobSpec, state: State | None) -> None:
+    """Rewrite the Prometheus textfile from the state just committed (None: it could not be written,
+    so the file on disk is read); a failure here never fails the job."""
     if settings.metrics_file is None:
         return
     from stratmancer_jobs.metrics import write_metrics
 
     try:
-        write_metrics(settings)
+        write_metrics(settings, state)
     except StratmancerError as exc:
         log.warning(f"metrics not written: {exc}", extra=_extra(spec, "metrics_error"))

@@ -18,11 +18,6 @@ from cronsim import CronSim, CronSimError
 from stratmancer_jobs.errors import ConfigError
 
 
-def utc_now() -> datetime:
-    """The clock every command uses (injected as ``clock``/``now`` in tests)."""
-    return datetime.now(UTC)
-
-
 def validate_cron(expr: str, where: str) -> None:
     """Raise ConfigError naming ``where`` unless ``expr`` is a valid 5-field cron expression."""
     if len(expr.split()) != 5:

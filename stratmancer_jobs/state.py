@@ -13,15 +13,17 @@ import json
 import math
 import os
 import re
-from collections.abc import Callable, Iterator
-from dataclasses import dataclass
-from datetime import UTC, datetime
+from collections.abc import Callable, Iterator, Mapping
+from dataclasses import dataclass, field, replace
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
 from filelock import FileLock, Timeout
 
 from stratmancer_jobs.atomicio import atomic_write_json, make_dirs
+from stratmancer_jobs.clock import file_stamp, parse_iso
+from stratmancer_jobs.clock import iso as iso  # re-exported for jobs still importing it from here
 from stratmancer_jobs.errors import StateError, StorageError
 from stratmancer_jobs.layout import lock_beside
 from stratmancer_jobs.procs import process_start_ticks
@@ -32,11 +34,9 @@ MAX_SUMMARY_CHARS = 500
 RECENT_RUNS = 20
 STATE_LOCK_TIMEOUT_S = 60.0
 FILE_MODE = 0o644
-MIN_YEAR, MAX_YEAR = 1970, 9000
 MAX_CLOCK_SKEW_S = 300  # a recorded time later than now by more than this: the clock was ahead
 
-JobRecord = dict[str, Any]
-State = dict[str, Any]
+Document = dict[str, Any]  # the state file as validated JSON; only this module sees it
 
 COUNTERS = ("success_count", "error_count", "skipped_count")
 FIELDS: tuple[str, ...] = (
@@ -52,26 +52,96 @@ FIELDS: tuple[str, ...] = (
 )
 
 
-def iso(moment: datetime) -> str:
-    """ISO 8601 with a UTC offset; naive datetimes are refused rather than guessed."""
-    if moment.tzinfo is None or moment.utcoffset() is None:
-        raise ValueError("naive datetime in state")
-    return moment.isoformat(timespec="seconds")
+# --- the typed state: what every other module reads (attributes, never string keys) -------------
 
 
-def parse_iso(text: object) -> datetime | None:
-    """Parse a stored timestamp; None when absent or malformed (status must keep working)."""
-    if not isinstance(text, str):
-        return None
-    try:
-        moment = datetime.fromisoformat(text)
-        if moment.utcoffset() is None:
-            return None
-        in_utc = moment.astimezone(UTC)
-    except (ValueError, OverflowError):  # OverflowError: e.g. 9999-12-31T23:00-12:00 is past year 9999
-        return None
-    # far outside any real run, and too close to datetime's limits for schedule arithmetic
-    return moment if MIN_YEAR <= in_utc.year <= MAX_YEAR else None
+@dataclass(frozen=True)
+class RunMarker:
+    """A run holding the job's lock: its pid, when it started, and the process's start time (which
+    tells a reused pid apart); ``extra`` keeps keys written by a newer version."""
+
+    pid: int
+    started: str
+    pid_starttime: int | None = None
+    extra: Mapping[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class RunEntry:
+    """One of the recent runs: start time, result (success, error, skipped), duration and summary."""
+
+    started: str
+    status: str | None = None
+    duration_s: float | None = None
+    summary: str | None = None
+    extra: Mapping[str, Any] = field(default_factory=dict)
+
+    def as_json(self) -> dict[str, Any]:
+        """The stored object (keys sorted, as in the file)."""
+        out = {**self.extra, "started": self.started, "status": self.status, "duration_s": self.duration_s}
+        out["summary"] = self.summary
+        return dict(sorted(out.items()))
+
+
+@dataclass(frozen=True)
+class JobRecord:
+    """One job's record; timestamps are the stored ISO 8601 texts (``parse_iso`` turns them into
+    datetimes). ``extra`` keeps keys written by a newer version, so a rewrite never drops them."""
+
+    success_count: int = 0
+    error_count: int = 0
+    skipped_count: int = 0
+    last_status: str | None = None
+    last_started: str | None = None
+    last_finished: str | None = None
+    last_success: str | None = None
+    last_error: str | None = None
+    last_error_message: str | None = None
+    last_duration_s: float | None = None
+    last_summary: str | None = None
+    consecutive_failures: int = 0
+    running: RunMarker | None = None
+    runs: tuple[RunEntry, ...] = ()
+    last_metrics: Mapping[str, Any] = field(default_factory=dict)
+    extra: Mapping[str, Any] = field(default_factory=dict)
+
+    def fields(self) -> dict[str, Any]:
+        """The FIELDS in their order (``status --json``)."""
+        return {name: getattr(self, name) for name in FIELDS}
+
+
+@dataclass(frozen=True)
+class State:
+    """The whole state file: a record per job id, and where a bad old file went (``recovered_from``)."""
+
+    jobs: Mapping[str, JobRecord] = field(default_factory=dict)
+    schema_version: int = SCHEMA_VERSION
+    recovered_from: Mapping[str, str] | None = None
+    extra: Mapping[str, Any] = field(default_factory=dict)
+
+    def job(self, job_id: str) -> JobRecord:
+        """The job's record; an empty one (every field unset, counts zero) for a job never recorded."""
+        return self.jobs.get(job_id) or EMPTY_RECORD
+
+
+EMPTY_RECORD = JobRecord()
+
+
+def empty_record() -> JobRecord:
+    return EMPTY_RECORD
+
+
+def empty_state() -> State:
+    """The state of a fresh deployment, and the one fallback for a state that cannot be read."""
+    return State()
+
+
+@dataclass(frozen=True)
+class Committed:
+    """What ``StateStore.update`` wrote, and the notice when a bad file had to be moved aside first."""
+
+    state: State
+    notice: str | None
 
 
 def in_the_future(moment: datetime | None, now: datetime) -> bool:
@@ -84,17 +154,6 @@ def bounded(text: str, limit: int) -> str:
     """Cut ``text`` to ``limit`` characters, marking the cut."""
     text = " ".join(text.split()) if "\n" in text else text
     return text if len(text) <= limit else text[: limit - 1] + "…"
-
-
-def empty_record() -> JobRecord:
-    record: JobRecord = dict.fromkeys(FIELDS)
-    record.update({name: 0 for name in COUNTERS})
-    record.update({"consecutive_failures": 0, "running": None, "runs": [], "last_metrics": {}})
-    return record
-
-
-def empty_state() -> State:
-    return {"schema_version": SCHEMA_VERSION, "jobs": {}}
 
 
 class _Invalid(Exception):
@@ -243,7 +302,7 @@ def _show(value: object) -> str:
     return bounded(text, 80)
 
 
-def _validate(data: Any, path: Path) -> State:
+def _validate(data: Any, path: Path) -> Document:
     """Check every field's type and range (the whole document is rejected on the first bad one); long
     texts are cut and the run history is bounded to the recent runs, in place."""
     if not isinstance(data, dict):
@@ -275,12 +334,13 @@ def _validate(data: Any, path: Path) -> State:
     return data
 
 
-def read_state(path: Path) -> State:
-    """Read the state without locking; an absent file is an empty state, a bad one raises StateError."""
+def read_state(path: Path) -> Document:
+    """The state file as a validated JSON document, without locking (an absent file is an empty one);
+    a bad file raises StateError. Code outside this module uses ``load_state`` (typed)."""
     try:
         raw = path.read_bytes()
     except FileNotFoundError:
-        return empty_state()
+        return {"schema_version": SCHEMA_VERSION, "jobs": {}}
     except IsADirectoryError:
         raise StateError(f"state file {path} is a directory, not a file") from None
     except OSError as exc:
@@ -299,13 +359,71 @@ def read_state(path: Path) -> State:
     return _validate(data, path)
 
 
-def job_record(state: State, job_id: str) -> JobRecord:
-    """The job's record with every field present (never-set fields are None)."""
-    record = empty_record()
-    stored = state.get("jobs", {}).get(job_id)
-    if isinstance(stored, dict):
-        record.update(stored)
-    return record
+def load_state(path: Path) -> State:
+    """The state file as a typed ``State``, without locking; a bad file raises StateError."""
+    return decode(read_state(path))
+
+
+# --- decoding and encoding: the only place a record is read or written by key -------------------
+
+_RECORD_KEYS = frozenset((*FIELDS, "consecutive_failures", "running", "runs", "last_metrics"))
+
+
+def _decode_marker(value: Mapping[str, Any] | None) -> RunMarker | None:
+    if value is None:
+        return None
+    extra = {k: v for k, v in value.items() if k not in ("pid", "started", "pid_starttime")}
+    return RunMarker(value["pid"], value["started"], value.get("pid_starttime"), extra)
+
+
+def _decode_run(value: Mapping[str, Any]) -> RunEntry:
+    extra = {k: v for k, v in value.items() if k not in ("started", "status", "duration_s", "summary")}
+    status, duration_s, summary = value.get("status"), value.get("duration_s"), value.get("summary")
+    return RunEntry(value["started"], status, duration_s, summary, extra)
+
+
+def _decode_record(value: Mapping[str, Any]) -> JobRecord:
+    fields: dict[str, Any] = {name: value.get(name, 0 if name in COUNTERS else None) for name in FIELDS}
+    return JobRecord(
+        **fields,
+        consecutive_failures=value.get("consecutive_failures", 0),
+        running=_decode_marker(value.get("running")),
+        runs=tuple(_decode_run(run) for run in value.get("runs") or ()),
+        last_metrics=dict(value.get("last_metrics") or {}),
+        extra={k: v for k, v in value.items() if k not in _RECORD_KEYS},
+    )
+
+
+def decode(document: Document) -> State:
+    """A validated document (``read_state``) as a typed State; unknown keys go to ``extra``."""
+    known = ("schema_version", "jobs", "recovered_from")
+    return State(
+        jobs={job_id: _decode_record(record) for job_id, record in document.get("jobs", {}).items()},
+        schema_version=document.get("schema_version", SCHEMA_VERSION),
+        recovered_from=document.get("recovered_from"),
+        extra={k: v for k, v in document.items() if k not in known},
+    )
+
+
+def _encode_record(record: JobRecord) -> Document:
+    out: Document = {**record.extra, **record.fields(), "consecutive_failures": record.consecutive_failures}
+    marker = record.running
+    out["running"] = None
+    if marker is not None:
+        out["running"] = {**marker.extra, "pid": marker.pid, "started": marker.started}
+        out["running"]["pid_starttime"] = marker.pid_starttime
+    out["runs"] = [run.as_json() for run in record.runs]
+    out["last_metrics"] = dict(record.last_metrics)
+    return out
+
+
+def encode(state: State) -> Document:
+    """The JSON document for a State (the inverse of ``decode``, unknown keys included)."""
+    out: Document = {**state.extra, "schema_version": state.schema_version}
+    out["jobs"] = {job_id: _encode_record(record) for job_id, record in state.jobs.items()}
+    if state.recovered_from is not None:
+        out["recovered_from"] = dict(state.recovered_from)
+    return out
 
 
 @dataclass(frozen=True)
@@ -319,7 +437,7 @@ class StateStore:
         return lock_beside(self.path)
 
     def read(self) -> State:
-        return read_state(self.path)
+        return load_state(self.path)
 
     @contextlib.contextmanager
     def _locked(self) -> Iterator[None]:
@@ -339,55 +457,51 @@ class StateStore:
             raise StorageError(f"cannot lock {self.lock_path}: {exc.strerror}") from None
 
     def _quarantine(self, error: StateError, now: datetime) -> tuple[State, str]:
-        stamp = now.strftime("%Y%m%dT%H%M%S")
-        target = self.path.with_name(f"{self.path.name}.corrupt-{stamp}-{os.getpid()}")
+        target = self.path.with_name(f"{self.path.name}.corrupt-{file_stamp(now)}-{os.getpid()}")
         try:
             os.replace(self.path, target)
         except OSError as exc:
             raise StorageError(f"{error}; could not move it aside to {target}: {exc.strerror}") from None
-        state = empty_state()
-        state["recovered_from"] = {"path": str(target), "reason": str(error), "at": iso(now)}
+        state = State(recovered_from={"path": str(target), "reason": str(error), "at": iso(now)})
         notice = f"{error}; preserved it as {target} and started a new state (counts restart at zero)"
         return state, notice
 
-    def update(self, job_id: str, change: Callable[[JobRecord], None], now: datetime) -> str | None:
-        """Apply ``change`` to the job's record under the lock and write atomically.
+    def update(self, job_id: str, change: Callable[[JobRecord], JobRecord], now: datetime) -> Committed:
+        """Replace the job's record by ``change(record)`` under the lock and write atomically.
 
-        Returns a notice when a bad state file had to be moved aside (the caller logs it).
+        Returns the state written (for the metrics file) and a notice when a bad state file had to
+        be moved aside (the caller logs it).
         """
         notice: str | None = None
         with self._locked():
             try:
-                state = read_state(self.path)
+                state = load_state(self.path)
             except StateError as exc:
                 if self.path.is_dir():
                     raise
                 state, notice = self._quarantine(exc, now)
-            record = job_record(state, job_id)
-            change(record)
-            state["jobs"][job_id] = record
-            atomic_write_json(self.path, encodable(state))
-        return notice
+            state = replace(state, jobs={**state.jobs, job_id: change(state.job(job_id))})
+            document = encodable(encode(state))
+            atomic_write_json(self.path, document)
+        return Committed(decode(document), notice)
 
 
-# --- record transitions (pure: they only change the dict they are given) -----------------------
+# --- record transitions (pure: each returns a new record) ------------------------------------
 
 
-def mark_started(record: JobRecord, *, pid: int, started: datetime) -> None:
+def mark_started(record: JobRecord, *, pid: int, started: datetime) -> JobRecord:
     """Note that a run holds the job's lock now (status shows it as running while the pid lives and
     still has the start time recorded here, so that a reused pid is not taken for the run)."""
-    record["running"] = {"pid": pid, "started": iso(started), "pid_starttime": process_start_ticks(pid)}
+    return replace(record, running=RunMarker(pid, iso(started), process_start_ticks(pid)))
 
 
-def _bump(record: JobRecord, name: str) -> None:
-    """Add one to a counter, saturating at MAX_COUNT (the most a valid state file may hold)."""
-    record[name] = min(int(record.get(name) or 0) + 1, MAX_COUNT)
+def _bumped(count: int) -> int:
+    """One more, saturating at MAX_COUNT (the most a valid state file may hold)."""
+    return min(count + 1, MAX_COUNT)
 
 
-def _push_run(record: JobRecord, entry: dict[str, Any]) -> None:
-    runs = [run for run in record.get("runs") or [] if isinstance(run, dict)]
-    runs.append(entry)
-    record["runs"] = runs[-RECENT_RUNS:]
+def _pushed(record: JobRecord, entry: RunEntry) -> tuple[RunEntry, ...]:
+    return (*record.runs, entry)[-RECENT_RUNS:]
 
 
 def mark_finished(
@@ -399,49 +513,65 @@ def mark_finished(
     duration_s: float,
     summary: str | None,
     error: str | None,
-    metrics: dict[str, float | str] | None = None,
-) -> None:
+    metrics: Mapping[str, float | str] | None = None,
+) -> JobRecord:
     """Record a completed run (success or error) and clear the running marker."""
-    record["running"] = None
-    record["last_started"] = iso(started)
-    record["last_finished"] = iso(finished)
-    record["last_duration_s"] = round(duration_s, 3)
-    record["last_summary"] = bounded(summary, MAX_SUMMARY_CHARS) if summary else None
-    if ok:
-        _bump(record, "success_count")
-        record["last_status"] = "success"
-        record["last_success"] = iso(finished)
-        record["consecutive_failures"] = 0
-    else:
-        _bump(record, "error_count")
-        record["last_status"] = "error"
-        record["last_error"] = iso(finished)
-        record["last_error_message"] = bounded(error or "unknown error", MAX_ERROR_CHARS)
-        _bump(record, "consecutive_failures")
-    if metrics is not None:
-        record["last_metrics"] = dict(metrics)
-    _push_run(
+    last_summary = bounded(summary, MAX_SUMMARY_CHARS) if summary else None
+    record = replace(
         record,
-        {
-            "started": iso(started),
-            "duration_s": round(duration_s, 3),
-            "status": "success" if ok else "error",
-            "summary": record["last_summary"] if ok else record["last_error_message"],
-        },
+        running=None,
+        last_started=iso(started),
+        last_finished=iso(finished),
+        last_duration_s=round(duration_s, 3),
+        last_summary=last_summary,
     )
+    if ok:
+        record = replace(
+            record,
+            success_count=_bumped(record.success_count),
+            last_status="success",
+            last_success=iso(finished),
+            consecutive_failures=0,
+        )
+    else:
+        record = replace(
+            record,
+            error_count=_bumped(record.error_count),
+            last_status="error",
+            last_error=iso(finished),
+            last_error_message=bounded(error or "unknown error", MAX_ERROR_CHARS),
+            consecutive_failures=_bumped(record.consecutive_failures),
+        )
+    if metrics is not None:
+        record = replace(record, last_metrics=dict(metrics))
+    entry = RunEntry(
+        started=iso(started),
+        status="success" if ok else "error",
+        duration_s=round(duration_s, 3),
+        summary=record.last_summary if ok else record.last_error_message,
+    )
+    return replace(record, runs=_pushed(record, entry))
 
 
-def mark_skipped(record: JobRecord, *, at: datetime, reason: str) -> None:
+def mark_failed_unrun(record: JobRecord, *, at: datetime, error: str) -> JobRecord:
+    """Record a run that failed before it could start (its lock could not be opened); the running
+    marker is kept: without the lock nothing is known about another run."""
+    failed = mark_finished(
+        record, ok=False, started=at, finished=at, duration_s=0.0, summary=None, error=error
+    )
+    return replace(failed, running=record.running)
+
+
+def mark_skipped(record: JobRecord, *, at: datetime, reason: str) -> JobRecord:
     """Record a run that did not start because another one held the job's lock."""
-    _bump(record, "skipped_count")
-    record["last_status"] = "skipped"
-    _push_run(record, {"started": iso(at), "duration_s": 0.0, "status": "skipped", "summary": reason})
+    entry = RunEntry(started=iso(at), status="skipped", duration_s=0.0, summary=reason)
+    skipped = _bumped(record.skipped_count)
+    return replace(record, skipped_count=skipped, last_status="skipped", runs=_pushed(record, entry))
 
 
 def last_completed_status(record: JobRecord) -> str | None:
     """'success' or 'error' for the newest run that actually ran (skips do not count)."""
-    for run in reversed(record.get("runs") or []):
-        if isinstance(run, dict) and run.get("status") in ("success", "error"):
-            return str(run["status"])
-    status = record.get("last_status")
-    return str(status) if status in ("success", "error") else None
+    for run in reversed(record.runs):
+        if run.status in ("success", "error"):
+            return run.status
+    return record.last_status if record.last_status in ("success", "error") else None

@@ -13,7 +13,7 @@ from stratmancer_jobs.health import CRITICAL, OK, WARNING, Health, compute_healt
 from stratmancer_jobs.jobtable import JOBS, JobSpec
 from stratmancer_jobs.procs import marker_alive
 from stratmancer_jobs.schedule import describe, next_run
-from stratmancer_jobs.state import FIELDS, State, encodable, job_record, read_state
+from stratmancer_jobs.state import JobRecord, RunMarker, State, empty_state, encodable, load_state
 
 
 @dataclass(frozen=True)
@@ -22,7 +22,7 @@ class JobStatus:
     schedule: str
     schedule_text: str
     next_run: datetime
-    record: dict[str, Any]
+    record: JobRecord
     health: Health
 
     def as_json(self) -> dict[str, Any]:
@@ -35,16 +35,14 @@ class JobStatus:
             "schedule_text": self.schedule_text,
             "next_run": self.next_run.isoformat(),
         }
-        out.update({name: self.record.get(name) for name in FIELDS})
+        out.update(self.record.fields())
         out["health"] = self.health.state
         out["health_detail"] = self.health.detail
-        out["consecutive_failures"] = self.record.get("consecutive_failures", 0)
-        running = self.record.get("running") if self.health.state == "running" else None
+        out["consecutive_failures"] = self.record.consecutive_failures
+        running = self.record.running if self.health.state == "running" else None
         # the marker's pid_starttime is internal (it tells a reused pid apart); the output is unchanged
-        out["running"] = (
-            {key: running.get(key) for key in ("pid", "started")} if isinstance(running, dict) else None
-        )
-        out["recent_runs"] = self.record.get("runs") or []
+        out["running"] = {"pid": running.pid, "started": running.started} if running else None
+        out["recent_runs"] = [run.as_json() for run in self.record.runs]
         return out
 
 
@@ -80,19 +78,19 @@ def build_report(
     settings: Settings,
     now: datetime,
     specs: tuple[JobSpec, ...] = JOBS,
-    alive: Callable[[object], bool] = marker_alive,
+    alive: Callable[[RunMarker], bool] = marker_alive,
 ) -> StatusReport:
     """Read the state once and compute every job's row at ``now``."""
     state_error: str | None = None
     try:
-        state: State = read_state(settings.layout.state_file)
+        state: State = load_state(settings.layout.state_file)
     except StateError as exc:
         state_error = encodable(str(exc))  # the path may hold bytes that are not UTF-8
-        state = {"jobs": {}}
+        state = empty_state()
     rows = []
     for spec in specs:
         schedule = settings.job(spec)
-        record = job_record(state, spec.id)
+        record = state.job(spec.id)
         rows.append(
             JobStatus(
                 spec=spec,

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import math
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -49,7 +50,7 @@ def test_huge_timeout_seconds_in_config_is_one_line_exit_2(root: Path) -> None:
 def test_run_job_refuses_an_unbounded_limit_without_running(settings: Settings, limit: float) -> None:
     """run_job called directly with an inf/nan/huge/negative limit returns exit 2 and never starts the job."""
     spec, s = with_fake_job(settings, "ok")
-    outcome = run_job(spec, s, log=logging.getLogger("test.bounds"), timeout_s=limit)
+    outcome = run_job(spec, replace(s, run_timeout_s=limit), log=logging.getLogger("test.bounds"))
     assert outcome.exit_code == EXIT_USAGE and outcome.status == "error"
     assert outcome.error is not None and "timeout must be between 0 and 604800" in outcome.error
     assert not s.layout.state_file.exists()

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
-from typing import Any
 from zoneinfo import ZoneInfo
 
 import pytest
@@ -11,7 +10,7 @@ import pytest
 from stratmancer_jobs.config import JobSchedule
 from stratmancer_jobs.health import CRITICAL, OK, WARNING, compute_health
 from stratmancer_jobs.schedule import interval_s, is_due, next_run, previous_run
-from stratmancer_jobs.state import empty_record, mark_finished, mark_started
+from stratmancer_jobs.state import JobRecord, empty_record, mark_finished, mark_started
 
 UTCZ = ZoneInfo("UTC")
 HELSINKI = ZoneInfo("Europe/Helsinki")  # EET/EEST: 03:00 is skipped in March and repeated in October
@@ -19,10 +18,10 @@ HOURLY = JobSchedule("0 * * * *", 300, 1800)
 DAILY = JobSchedule("0 3 * * *", 3600, 600)
 
 
-def _record(*outcomes: tuple[datetime, bool]) -> dict[str, Any]:
+def _record(*outcomes: tuple[datetime, bool]) -> JobRecord:
     record = empty_record()
     for at, ok in outcomes:
-        mark_finished(record, ok=ok, started=at, finished=at, duration_s=1.0, summary="s", error="e")
+        record = mark_finished(record, ok=ok, started=at, finished=at, duration_s=1.0, summary="s", error="e")
     return record
 
 
@@ -65,7 +64,7 @@ def test_failing_counts_consecutive_failures_and_skips_do_not_hide_it() -> None:
     record = _record((t, True), (t + timedelta(hours=1), False), (t + timedelta(hours=2), False))
     from stratmancer_jobs.state import mark_skipped
 
-    mark_skipped(record, at=t + timedelta(hours=2, minutes=1), reason="busy")
+    record = mark_skipped(record, at=t + timedelta(hours=2, minutes=1), reason="busy")
     h = compute_health(record, HOURLY, UTCZ, t + timedelta(hours=2, minutes=2), _dead)
     assert (h.state, h.level, h.detail) == ("failing", CRITICAL, "2 consecutive failures")
 
@@ -73,7 +72,7 @@ def test_failing_counts_consecutive_failures_and_skips_do_not_hide_it() -> None:
 def test_running_shows_age_and_warns_past_limit() -> None:
     """A live running marker is 'running for N'; past the timeout it is a warning."""
     record = _record((datetime(2026, 1, 1, 12, 0, tzinfo=UTC), True))
-    mark_started(record, pid=12345, started=datetime(2026, 1, 1, 13, 0, tzinfo=UTC))
+    record = mark_started(record, pid=12345, started=datetime(2026, 1, 1, 13, 0, tzinfo=UTC))
     h = compute_health(record, HOURLY, UTCZ, datetime(2026, 1, 1, 13, 10, tzinfo=UTC), _alive)
     assert (h.state, h.level, h.detail) == ("running", OK, "running for 10m")
     over = compute_health(record, HOURLY, UTCZ, datetime(2026, 1, 1, 13, 40, tzinfo=UTC), _alive)
@@ -133,7 +132,7 @@ def test_killed_run_is_reported_and_at_least_a_warning() -> None:
     """A running marker whose pid is dead says the run was killed and raises the level to warning."""
     t = datetime(2026, 1, 1, 12, 0, 30, tzinfo=UTC)
     record = _record((t, True))
-    mark_started(record, pid=4242, started=t + timedelta(minutes=59, seconds=45))
+    record = mark_started(record, pid=4242, started=t + timedelta(minutes=59, seconds=45))
     h = compute_health(record, HOURLY, UTCZ, t + timedelta(hours=1), _dead)
     assert (h.state, h.level) == ("ok", WARNING)
     assert "(pid 4242) was killed" in h.detail and h.cell == "ok (killed)"

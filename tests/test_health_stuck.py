@@ -10,23 +10,25 @@ import subprocess
 import sys
 import time
 from collections.abc import Callable, Iterator
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import Any
 from zoneinfo import ZoneInfo
 
 import pytest
 from typer.testing import Result
 
+from stratmancer_jobs.clock import iso
 from stratmancer_jobs.config import JobSchedule, Settings
 from stratmancer_jobs.health import CRITICAL, OK, WARNING, compute_health
 from stratmancer_jobs.procs import marker_alive, process_start_ticks
 from stratmancer_jobs.runner import run_job
 from stratmancer_jobs.state import (
     MAX_CLOCK_SKEW_S,
+    JobRecord,
+    RunMarker,
     StateStore,
     empty_record,
-    iso,
     mark_finished,
     mark_started,
     read_state,
@@ -46,9 +48,9 @@ def _alive(marker: object) -> bool:
     return True
 
 
-def _succeeded(at: datetime) -> dict[str, Any]:
+def _succeeded(at: datetime) -> JobRecord:
     record = empty_record()
-    mark_finished(record, ok=True, started=at, finished=at, duration_s=1.0, summary="s", error=None)
+    record = mark_finished(record, ok=True, started=at, finished=at, duration_s=1.0, summary="s", error=None)
     return record
 
 
@@ -67,7 +69,7 @@ def stopped_sleep() -> Iterator[subprocess.Popen[bytes]]:
 def test_run_past_twice_its_limit_is_critical() -> None:
     """A daily job 'running' for 3 days with a 600 s limit is critical (stuck), not a warning."""
     record = _succeeded(T0)
-    mark_started(record, pid=4242, started=T0 + timedelta(days=1))
+    record = mark_started(record, pid=4242, started=T0 + timedelta(days=1))
     h = compute_health(record, DAILY, UTCZ, T0 + timedelta(days=4), _alive)
     assert (h.state, h.level) == ("running", CRITICAL)
     assert "more than twice its 600s limit" in h.detail and h.cell == "running 3d (stuck)"
@@ -79,7 +81,7 @@ def test_running_job_late_by_twice_its_interval_is_critical_without_a_limit() ->
     """With no time limit, a run that keeps an hourly job without success for hours is critical."""
     t = datetime(2026, 1, 1, 12, 0, 30, tzinfo=UTC)
     record = _succeeded(t)
-    mark_started(record, pid=4242, started=t + timedelta(minutes=59, seconds=40))
+    record = mark_started(record, pid=4242, started=t + timedelta(minutes=59, seconds=40))
     fine = compute_health(record, HOURLY_NO_LIMIT, UTCZ, t + timedelta(hours=2), _alive)
     assert (fine.state, fine.level) == ("running", OK)
     stuck = compute_health(record, HOURLY_NO_LIMIT, UTCZ, t + timedelta(hours=3, minutes=10), _alive)
@@ -91,7 +93,7 @@ def test_first_run_stuck_without_a_limit_is_critical() -> None:
     """A job that never succeeded and whose first run hangs becomes critical after two intervals."""
     record = empty_record()
     started = datetime(2026, 1, 1, 12, 0, 30, tzinfo=UTC)
-    mark_started(record, pid=4242, started=started)
+    record = mark_started(record, pid=4242, started=started)
     assert compute_health(record, HOURLY_NO_LIMIT, UTCZ, started + timedelta(hours=1), _alive).level == OK
     late = compute_health(record, HOURLY_NO_LIMIT, UTCZ, started + timedelta(hours=4), _alive)
     assert (late.state, late.level) == ("running", CRITICAL)
@@ -103,21 +105,20 @@ def test_marker_records_the_process_start_time(stopped_sleep: subprocess.Popen[b
     fields = Path(f"/proc/{stopped_sleep.pid}/stat").read_text().rsplit(")", 1)[1].split()
     assert ticks is not None and ticks == int(fields[19])
     record = empty_record()
-    mark_started(record, pid=stopped_sleep.pid, started=T0)
-    assert record["running"]["pid_starttime"] == ticks
-    assert marker_alive(record["running"])
+    record = mark_started(record, pid=stopped_sleep.pid, started=T0)
+    assert record.running is not None and record.running.pid_starttime == ticks
+    assert marker_alive(record.running)
 
 
 def test_reused_pid_is_a_dead_marker(stopped_sleep: subprocess.Popen[bytes]) -> None:
     """A marker naming a live pid with another start time is the run's pid reused: status says killed."""
     ticks = process_start_ticks(stopped_sleep.pid)
     assert ticks is not None
-    marker = {"pid": stopped_sleep.pid, "started": iso(T0), "pid_starttime": ticks + 1}
+    marker = RunMarker(pid=stopped_sleep.pid, started=iso(T0), pid_starttime=ticks + 1)
     assert not marker_alive(marker)
-    assert marker_alive({**marker, "pid_starttime": ticks})
-    assert marker_alive({"pid": stopped_sleep.pid, "started": iso(T0)})  # old markers: pid only
-    record = _succeeded(T0)
-    record["running"] = marker
+    assert marker_alive(replace(marker, pid_starttime=ticks))
+    assert marker_alive(RunMarker(pid=stopped_sleep.pid, started=iso(T0)))  # old markers: pid only
+    record = replace(_succeeded(T0), running=marker)
     h = compute_health(record, DAILY, UTCZ, T0 + timedelta(hours=1))
     assert h.cell == "ok (killed)" and f"(pid {stopped_sleep.pid}) was killed" in h.detail
 
@@ -127,7 +128,7 @@ def test_dead_pid_is_a_dead_marker() -> None:
     proc = subprocess.Popen(["true"])
     ticks = process_start_ticks(proc.pid)
     proc.wait()
-    assert not marker_alive({"pid": proc.pid, "started": iso(T0), "pid_starttime": ticks})
+    assert not marker_alive(RunMarker(pid=proc.pid, started=iso(T0), pid_starttime=ticks))
     assert process_start_ticks(proc.pid) is None
 
 
@@ -174,9 +175,11 @@ def test_status_check_with_a_stopped_marker_process_is_critical(
     now = datetime.now(UTC)
     old = now - timedelta(days=3)
 
-    def change(record: dict[str, Any]) -> None:
-        mark_finished(record, ok=True, started=old, finished=old, duration_s=1.0, summary="s", error=None)
-        mark_started(record, pid=stopped_sleep.pid, started=old + timedelta(minutes=1))
+    def change(record: JobRecord) -> JobRecord:
+        record = mark_finished(
+            record, ok=True, started=old, finished=old, duration_s=1.0, summary="s", error=None
+        )
+        return mark_started(record, pid=stopped_sleep.pid, started=old + timedelta(minutes=1))
 
     store.update("refresh_patch_meta", change, now)
     check = cli("status", "--check")

@@ -55,11 +55,12 @@ def test_metrics_config_key_and_env(cli: Callable[..., Result], root: Path) -> N
 def test_text_values_become_info_labels() -> None:
     """A string metric (the current patch) is exported as an info-style gauge with labels."""
     from stratmancer_jobs.metrics import render_metrics
+    from stratmancer_jobs.state import decode
 
     state = {
         "schema_version": 1,
         "jobs": {"refresh_patch_meta": {"success_count": 1, "last_metrics": {"patch": '16."23'}}},
     }
-    families = {f.name: f for f in text_string_to_metric_families(render_metrics(state))}
+    families = {f.name: f for f in text_string_to_metric_families(render_metrics(decode(state)))}
     info = families["stratmancer_job_info"].samples[0]
     assert info.labels == {"job": "refresh_patch_meta", "key": "patch", "value": '16."23'}

@@ -8,6 +8,7 @@ import os
 import subprocess
 import sys
 import time
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -135,7 +136,8 @@ def test_timeout_stops_a_sleeping_job_and_frees_the_lock(settings: Settings) -> 
 def test_timeout_flag_overrides_config(settings: Settings) -> None:
     """An explicit timeout_s wins over the configured one."""
     spec, settings = with_fake_job(settings, "sleepy", timeout_s=0)
-    outcome = run_job(spec, settings, log=_log()[0], options={"seconds": 30}, timeout_s=0.5)
+    settings = replace(settings, run_timeout_s=0.5)  # what load_settings makes of --timeout 0.5
+    outcome = run_job(spec, settings, log=_log()[0], options={"seconds": 30})
     assert outcome.error == "timed out after 0.5 s"
 
 

@@ -15,6 +15,7 @@ import pytest
 from stratmancer_jobs.errors import StateError
 from stratmancer_jobs.state import (
     RECENT_RUNS,
+    JobRecord,
     StateStore,
     mark_finished,
     mark_skipped,
@@ -25,8 +26,8 @@ from tests.conftest import REPO
 NOW = datetime(2026, 11, 28, 12, 0, tzinfo=UTC)
 
 
-def _finish(record: dict[str, object], ok: bool = True) -> None:
-    mark_finished(
+def _finish(record: JobRecord, ok: bool = True) -> JobRecord:
+    return mark_finished(
         record,
         ok=ok,
         started=NOW,
@@ -60,7 +61,7 @@ def test_error_message_is_bounded_and_single_line(tmp_path: Path) -> None:
     """A long multi-line error is stored on one line and cut to a bounded length."""
     store = StateStore(tmp_path / "state.json")
     store.update("job_a", lambda r: _finish(r, ok=False), NOW)
-    message = store.read()["jobs"]["job_a"]["last_error_message"]
+    message = read_state(store.path)["jobs"]["job_a"]["last_error_message"]
     assert "\n" not in message
     assert len(message) <= 500
 
@@ -71,7 +72,7 @@ def test_recent_runs_are_capped(tmp_path: Path) -> None:
     for _ in range(RECENT_RUNS + 5):
         store.update("job_a", _finish, NOW)
     store.update("job_a", lambda r: mark_skipped(r, at=NOW, reason="busy"), NOW)
-    record = store.read()["jobs"]["job_a"]
+    record = read_state(store.path)["jobs"]["job_a"]
     assert len(record["runs"]) == RECENT_RUNS
     assert record["runs"][-1]["status"] == "skipped"
     assert record["success_count"] == RECENT_RUNS + 5 and record["skipped_count"] == 1
@@ -95,7 +96,7 @@ def test_corrupt_state_is_named_preserved_and_replaced(tmp_path: Path, content: 
     with pytest.raises(StateError) as info:
         read_state(path)
     assert str(path) in str(info.value) and needle in str(info.value)
-    notice = StateStore(path).update("job_a", _finish, NOW)
+    notice = StateStore(path).update("job_a", _finish, NOW).notice
     assert notice is not None and "preserved it as" in notice and "counts restart at zero" in notice
     kept = [p for p in tmp_path.iterdir() if p.name.startswith("state.json.corrupt-")]
     assert len(kept) == 1 and kept[0].read_bytes() == content

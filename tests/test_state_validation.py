@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import os
 from collections.abc import Callable
+from dataclasses import replace
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -13,7 +14,7 @@ import pytest
 from typer.testing import Result
 
 from stratmancer_jobs.errors import StateError
-from stratmancer_jobs.state import RECENT_RUNS, StateStore, mark_finished, read_state
+from stratmancer_jobs.state import RECENT_RUNS, JobRecord, RunEntry, StateStore, mark_finished, read_state
 from tests.conftest import run_proc, write_card
 
 Invoke = Callable[..., Result]
@@ -28,8 +29,10 @@ def _write_state(root: Path, record: dict[str, Any], **top: Any) -> Path:
     return path
 
 
-def _finish(record: dict[str, Any]) -> None:
-    mark_finished(record, ok=True, started=NOW, finished=NOW, duration_s=0.5, summary="done", error=None)
+def _finish(record: JobRecord) -> JobRecord:
+    return mark_finished(
+        record, ok=True, started=NOW, finished=NOW, duration_s=0.5, summary="done", error=None
+    )
 
 
 @pytest.mark.parametrize(
@@ -104,7 +107,7 @@ def test_bad_record_is_quarantined_by_an_update(tmp_path: Path) -> None:
     """An update over a record with runs=12345 preserves the file as .corrupt-* and records the run."""
     path = _write_state(tmp_path, {"runs": 12345})
     original = path.read_bytes()
-    notice = StateStore(path).update(JOB, _finish, NOW)
+    notice = StateStore(path).update(JOB, _finish, NOW).notice
     assert notice is not None and "preserved it as" in notice and f"jobs.{JOB}.runs" in notice
     kept = list(tmp_path.glob("state/jobs_state.json.corrupt-*"))
     assert len(kept) == 1 and kept[0].read_bytes() == original
@@ -153,11 +156,8 @@ def test_status_job_shows_only_the_last_twenty_runs_of_a_record() -> None:
     """render.job_detail itself never prints more than RECENT_RUNS runs, whatever the record holds."""
     from stratmancer_jobs import render
 
-    record: dict[str, Any] = {
-        "runs": [
-            {"started": "s", "duration_s": 0.0, "status": "success", "summary": f"r{i}x"} for i in range(50)
-        ]
-    }
+    runs = tuple(RunEntry(started="s", status="success", duration_s=0.0, summary=f"r{i}x") for i in range(50))
+    record = JobRecord(runs=runs)
     text = render.recent_runs_lines(record)
     assert len(text) == RECENT_RUNS and text[-1].endswith("r49x") and text[0].endswith("r30x")
 
@@ -174,11 +174,11 @@ def test_lone_surrogates_are_written_as_escapes(tmp_path: Path) -> None:
     store = StateStore(tmp_path / "state.json")
     bad = os.fsdecode(b"/srv/caf\xe9")
 
-    def change(record: dict[str, Any]) -> None:
-        mark_finished(
+    def change(record: JobRecord) -> JobRecord:
+        record = mark_finished(
             record, ok=False, started=NOW, finished=NOW, duration_s=0.1, summary=bad, error=f"{bad} gone"
         )
-        record["last_metrics"] = {bad: bad, "lone": "\ud800"}
+        return replace(record, last_metrics={bad: bad, "lone": "\ud800"})
 
     store.update(JOB, change, NOW)
     raw = store.path.read_bytes()
