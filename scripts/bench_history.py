@@ -254,7 +254,7 @@ def worker(mode: str, root: Path) -> None:
     """One measured run in this (fresh) process; prints seconds and peak RSS as JSON."""
     processed = root / "data" / "processed"
     from stratmancer_jobs.config import load_settings
-    from stratmancer_jobs.jobs.history.build import refresh_history
+    from stratmancer_jobs.jobs.history.job import refresh_history
 
     started = time.perf_counter()
     if mode == "floor":

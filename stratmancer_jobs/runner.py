@@ -269,8 +269,6 @@ def _run_locked(
             )
             result = func(ctx)
         summary, metrics = result.summary, dict(result.metrics)
-        if result.error:  # the old way to report a partial failure, until every job raises PartialFailure
-            error, exit_code = result.error, EXIT_FAILED
     except PartialFailure as exc:  # part of the work was done: its summary and metrics are recorded too
         summary, metrics = exc.summary, dict(exc.metrics)
         error, exit_code = str(exc), exc.exit_code

@@ -5,7 +5,7 @@ from __future__ import annotations
 import os
 import time
 
-from stratmancer_jobs.errors import InputError
+from stratmancer_jobs.errors import InputError, PartialFailure
 from stratmancer_jobs.jobs import JobContext, JobResult
 
 
@@ -32,4 +32,4 @@ def bad_input(ctx: JobContext) -> JobResult:
 
 def partial(ctx: JobContext) -> JobResult:
     """Finish its work but report a failure, as history does for one corrupt tier."""
-    return JobResult(summary="9 tiers refreshed", error="matches_GOLD.json: truncated JSON")
+    raise PartialFailure("matches_GOLD.json: truncated JSON", summary="9 tiers refreshed")

@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from stratmancer_jobs.config import Settings, load_settings
-from stratmancer_jobs.jobs.history.build import HistoryOutcome, refresh_history
+from stratmancer_jobs.jobs.history.job import HistoryOutcome, refresh_history
 
 
 def match(mid: str | None, blue: Any, red: Any, blue_win: Any, **extra: Any) -> dict[str, Any]:

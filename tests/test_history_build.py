@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from stratmancer_jobs.errors import InputError
+from stratmancer_jobs.errors import InputError, PartialFailure
 from stratmancer_jobs.jobs import JobContext
 from stratmancer_jobs.jobs.history.job import run
 from tests.history_fixtures import (
@@ -289,7 +289,6 @@ def _ctx(root: Path, **options: object) -> JobContext:
 def test_job_run_summary_and_metrics(seeded: Path) -> None:
     """run(ctx) returns the one-line summary and metrics; --full is honoured."""
     result = run(_ctx(seeded))
-    assert result.error is None
     assert result.summary.startswith("History index refreshed in ")
     assert "3 tiers + 3 groups, 47 matches (47 new)" in result.summary
     assert "0 records skipped (0 duplicate, 0 invalid)" in result.summary
@@ -301,13 +300,15 @@ def test_job_run_summary_and_metrics(seeded: Path) -> None:
 
 
 def test_job_run_reports_a_bad_file_as_an_error(seeded: Path) -> None:
-    """A bad tier file makes run() return an error naming the file (the runner records exit 1)."""
+    """A bad tier file makes run() raise PartialFailure naming the file, with the summary and metrics of
+    what was updated (the runner records exit 1)."""
     run(_ctx(seeded))
     (processed(seeded) / "matches_DIAMOND.json").write_text('[{"blue_picks": [1, 2')
-    result = run(_ctx(seeded))
-    assert result.error is not None
-    assert "matches_DIAMOND.json" in result.error
-    assert "kept their last entries" in result.summary
+    with pytest.raises(PartialFailure) as failed:
+        run(_ctx(seeded))
+    assert "matches_DIAMOND.json" in failed.value.message
+    assert "kept their last entries" in failed.value.summary
+    assert failed.value.metrics["tiers"] == 3
 
 
 def test_job_run_without_data_raises(root: Path) -> None:

@@ -12,6 +12,8 @@ from stratmancer_jobs.config import HistorySettings
 from stratmancer_jobs.jobs.history import cache
 from stratmancer_jobs.jobs.history.aggregate import build_entry, win_rate
 from stratmancer_jobs.jobs.history.counts import GroupState, Reorder
+from stratmancer_jobs.jobs.history.filestat import FileStat
+from stratmancer_jobs.jobs.history.incremental import Checkpoint
 from stratmancer_jobs.jobs.history.records import DUPLICATE, Match
 from tests.history_fixtures import append_lines, index, low_thresholds, match, refresh, write_array
 
@@ -177,7 +179,7 @@ def test_cache_round_trip_and_corruption(tmp_path: Path) -> None:
     """A group state survives encode/decode exactly; a flipped byte or wrong group is rejected."""
     state = _state(GAMES)
     state.add("PLATINUM", "jsonl", [Match((1, 2, 3, 4, 5), (6, 7, 8, 9, 12), False, "M1")], Counter())
-    files = {"matches_GOLD.json": cache.Checkpoint(10, 20, "ab", 5, 7, elements=True)}
+    files = {"matches_GOLD.json": Checkpoint(FileStat(10, 20, "ab"), 5, 7, elements=True)}
     blob = cache.encode_group(state, files)
     again, again_files = cache.decode_group(blob, "MID")
     assert again_files == files

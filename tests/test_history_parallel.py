@@ -1,4 +1,4 @@
-"""The fork helper that builds entries on the second core, and the progress bar path."""
+"""The fork helper that builds entries on the second core, and the progress callback path."""
 
 from __future__ import annotations
 
@@ -40,15 +40,20 @@ def test_split_map_propagates_real_errors() -> None:
         split_map(boom, [1, 2, 3])
 
 
-def test_progress_bar_run_gives_the_same_index(root: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    """With the progress bar on (a TTY), the index is the same and stdout gets nothing."""
-    from stratmancer_jobs.jobs.history.build import refresh_history
+def test_progress_sink_run_gives_the_same_index(root: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """With a progress sink, the index is the same, nothing is printed, and the sink sees the start and
+    each file read."""
+    from stratmancer_jobs.jobs import Progress
+    from stratmancer_jobs.jobs.history.job import refresh_history
 
     games = [match(f"G{i}", [1, 2, 3, 4, 5], [6, 7, 8, 9, 10], i % 2 == 0) for i in range(9)]
     write_array(root, "GOLD", games)
     settings = settings_for(root)
-    refresh_history(settings.layout, settings.history, full=True, progress=True)
-    with_bar = index_bytes(root)
-    assert capsys.readouterr().out == ""
+    seen: list[Progress] = []
+    refresh_history(settings.layout, settings.history, full=True, progress=seen.append)
+    with_sink = index_bytes(root)
+    assert capsys.readouterr() == ("", "")
+    size = (settings.layout.processed_dir / "matches_GOLD.json").stat().st_size
+    assert seen == [Progress(0, 1, 0, size), Progress(1, 1, size, size)]
     refresh(root, full=True)
-    assert index_bytes(root) == with_bar
+    assert index_bytes(root) == with_sink

@@ -1,7 +1,22 @@
-"""The job table and the contract between the runner and the jobs.
+"""The contract between the runner and the jobs.
 
-Each job lives in its own module exposing ``run(ctx: JobContext) -> JobResult``. Modules are imported
-lazily (``load_job``) so that ``status`` and ``crontab`` never import what only one job needs.
+Every job is a folder under ``jobs/`` with the same shape: pure modules (no I/O, tested without mocks)
+and one I/O edge, ``job.py``, exposing ``run(ctx: JobContext) -> JobResult``. The runner imports it
+lazily (``load_job``) so that ``status`` and ``crontab`` never import what only one job needs, and it
+does the timing, locking and bookkeeping; a job never does. Jobs import only core modules and this
+module, never each other.
+
+One way to fail:
+
+* success: return ``JobResult(summary, metrics)``;
+* failure: raise. ``errors.StratmancerError`` subclasses carry their exit code and message (one clear
+  line); anything else is recorded as an unexpected error with its traceback in the log;
+* partial success (a bad tier file while the other tiers were updated; the patch fallback written but
+  Data Dragon failed): raise ``errors.PartialFailure(message, summary=..., metrics=...)``. The run is
+  recorded as failed (exit 1) with the summary and metrics of what was done beside the error.
+
+Progress: a job that can tell how far it is calls ``ctx.progress(Progress(...))`` when it is not None
+(refresh-history: at the start and after each file read). Jobs never draw anything themselves.
 """
 
 from __future__ import annotations
@@ -20,6 +35,19 @@ if TYPE_CHECKING:
 
 
 @dataclass(frozen=True)
+class Progress:
+    """How far a running job is, for a progress bar or ``status --watch``: files and bytes done of total."""
+
+    files_done: int
+    files_total: int
+    bytes_done: int
+    bytes_total: int
+
+
+ProgressSink = Callable[[Progress], None]
+
+
+@dataclass(frozen=True)
 class JobContext:
     """What the runner hands a job: resolved settings, the clock, a logger and the command's options."""
 
@@ -27,23 +55,20 @@ class JobContext:
     now: datetime
     log: logging.Logger
     options: Mapping[str, Any] = field(default_factory=dict)
-    progress: bool = False
+    # called as the job advances (refresh-history: after each file read); None when nobody watches
+    progress: ProgressSink | None = None
 
 
 @dataclass(frozen=True)
 class JobResult:
-    """A job's outcome: a one-line summary, job-specific gauges, and an error when it only half-worked.
-
-    ``error`` is set when the job kept going (e.g. other tiers updated) but the run must still be
-    recorded as failed so that monitoring sees it.
-    """
+    """A successful job's outcome: a one-line summary and job-specific gauges (failures raise)."""
 
     summary: str
     metrics: Mapping[str, float | str] = field(default_factory=dict)
-    error: str | None = None
 
 
 JobFunc = Callable[[JobContext], JobResult]
+
 
 def load_job(spec: JobSpec) -> JobFunc:
     """Import the job's module on demand and return its ``run`` function (``module:func`` also works)."""

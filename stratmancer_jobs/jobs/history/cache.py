@@ -22,6 +22,8 @@ import msgspec
 
 from stratmancer_jobs.atomicio import atomic_write_bytes
 from stratmancer_jobs.jobs.history.counts import Counts, GroupState, MatchId, TierCounts
+from stratmancer_jobs.jobs.history.filestat import FileStat
+from stratmancer_jobs.jobs.history.incremental import Checkpoint
 from stratmancer_jobs.jobs.history.records import ALL_REASONS
 from stratmancer_jobs.jobs.history.tiers import GROUPS, KINDS, TIERS
 
@@ -29,26 +31,30 @@ FORMAT: Final = 2  # 2: ctime and inode in checkpoints and file entries
 _DIGEST: Final = 32
 
 
-class Checkpoint(msgspec.Struct, frozen=True):
-    """How far a file has been counted: its stat then, and a CRC of the counted prefix."""
+class _CheckpointBlob(msgspec.Struct, frozen=True):
+    """A Checkpoint as stored (format 2): its stat flattened, in this field order."""
 
     size: int
     mtime_ns: int
     fingerprint: str
-    consumed: int  # bytes [0, consumed) are counted; for a JSON array: up to its last element
-    crc: int  # zlib.crc32 of bytes [0, consumed)
-    elements: bool = False  # JSON array: it already has at least one element
-    unterminated: bool = False  # JSONL: the last counted line had no newline yet
+    consumed: int
+    crc: int
+    elements: bool = False
+    unterminated: bool = False
     ctime_ns: int = 0
     ino: int = 0
 
 
-class FileEntry(msgspec.Struct, frozen=True):
-    size: int
-    mtime_ns: int
-    fingerprint: str
-    ctime_ns: int = 0
-    ino: int = 0
+def _checkpoint_blob(c: Checkpoint) -> _CheckpointBlob:
+    s = c.stat
+    return _CheckpointBlob(
+        s.size, s.mtime_ns, s.fingerprint, c.consumed, c.crc, c.elements, c.unterminated, s.ctime_ns, s.ino
+    )
+
+
+def _checkpoint(b: _CheckpointBlob) -> Checkpoint:
+    stat = FileStat(b.size, b.mtime_ns, b.fingerprint, b.ctime_ns, b.ino)
+    return Checkpoint(stat, b.consumed, b.crc, elements=b.elements, unterminated=b.unterminated)
 
 
 class Totals(msgspec.Struct, frozen=True):
@@ -63,7 +69,7 @@ class Totals(msgspec.Struct, frozen=True):
 class Manifest(msgspec.Struct, frozen=True):
     format: int
     thresholds: list[int]
-    files: dict[str, FileEntry]
+    files: dict[str, FileStat]
     index_size: int
     index_mtime_ns: int
     index_crc: int
@@ -104,7 +110,7 @@ class _GroupBlob(msgspec.Struct, frozen=True):
     excluded: _CountsBlob
     seen_ids: list[str | int]
     seen_ranks: bytes
-    files: dict[str, Checkpoint]
+    files: dict[str, _CheckpointBlob]
 
 
 def load_manifest(path: Path) -> Manifest | None:
@@ -151,7 +157,7 @@ def encode_group(state: GroupState, files: dict[str, Checkpoint]) -> bytes:
         excluded=_to_blob(state.excluded),
         seen_ids=list(state.seen),
         seen_ranks=_bytes_array(list(state.seen.values())),
-        files=files,
+        files={name: _checkpoint_blob(c) for name, c in files.items()},
     )
     payload = msgspec.msgpack.encode(blob)
     return hashlib.blake2b(payload, digest_size=_DIGEST).digest() + payload
@@ -192,7 +198,7 @@ def decode_group(data: bytes, group: str) -> tuple[GroupState, dict[str, Checkpo
             extra_seen=dict(zip(tier_blob.extra_ids, kinds, strict=True)),
         )
     state.excluded = _from_blob(blob.excluded, size)
-    return state, dict(blob.files)
+    return state, {name: _checkpoint(b) for name, b in blob.files.items()}
 
 
 def load_group(path: Path, group: str) -> tuple[GroupState, dict[str, Checkpoint]] | None:

@@ -15,7 +15,7 @@ from typing import Any, Final
 
 import msgspec
 
-from stratmancer_jobs.jobs.history.sources import Buf
+from stratmancer_jobs.jobs.history.filestat import Buf
 
 # Skip reasons, as counted in the sidecar and the summary.
 NOT_OBJECT: Final = "not_object"

@@ -3,9 +3,7 @@
 from __future__ import annotations
 
 import contextlib
-import hashlib
 import logging
-import mmap
 import os
 import zlib
 from collections.abc import Iterator
@@ -14,30 +12,15 @@ from pathlib import Path
 from typing import Final
 
 from stratmancer_jobs.errors import InputError
+from stratmancer_jobs.jobs.history.filestat import EDGE, Buf, FileStat, fingerprint_bytes, fingerprint_of
 from stratmancer_jobs.jobs.history.tiers import file_rank, parse_tier_file
 
 _log = logging.getLogger(__name__)
-EDGE: Final = 64 * 1024  # bytes hashed at each end of a file for its fingerprint
 CHUNK: Final = 1024 * 1024  # read size when checking a counted prefix
 
 
 class ReadError(InputError):
     """A tier file could not be read (permissions, gone, out of memory); the message names it."""
-
-
-@dataclass(frozen=True)
-class FileStat:
-    """What the skip rule compares: size, mtime, ctime, inode and a hash of the first and last bytes.
-
-    ``ctime_ns`` and ``ino`` cannot be set back by a user (``touch -r`` / ``os.utime`` restore only
-    the mtime): any write, truncate, chmod or rename-over changes one of them.
-    """
-
-    size: int
-    mtime_ns: int
-    fingerprint: str
-    ctime_ns: int = 0
-    ino: int = 0
 
 
 @dataclass(frozen=True)
@@ -54,28 +37,6 @@ class SourceFile:
     @property
     def rank(self) -> int:
         return file_rank(self.tier, self.kind)
-
-
-def fingerprint_bytes(head: bytes, tail: bytes, size: int) -> str:
-    """Hash of a file's first and last ``EDGE`` bytes and its size: catches same-size, same-mtime rewrites."""
-    digest = hashlib.blake2b(digest_size=16)
-    digest.update(size.to_bytes(8, "little"))
-    digest.update(head)
-    digest.update(tail)
-    return digest.hexdigest()
-
-
-Buf = bytes | mmap.mmap  # file contents (read, not mapped: see ``mapped``); decoders accept both
-
-
-def fingerprint_of(buf: Buf) -> str:
-    return fingerprint_bytes(buf[:EDGE], buf[-EDGE:] if len(buf) > EDGE else b"", len(buf))
-
-
-def crc_range(buf: Buf, start: int, end: int, crc: int = 0) -> int:
-    """CRC-32 of ``buf[start:end]`` continuing ``crc``: proves the counted prefix unchanged (~7 GB/s)."""
-    with memoryview(buf) as view, view[start:end] as part:
-        return zlib.crc32(part, crc)
 
 
 def _stat(path: Path) -> FileStat:

@@ -1,0 +1,212 @@
+"""Reading what changed: each elo group is left alone, extended with what was appended, or rebuilt.
+
+Each elo group is an independent unit (match_id deduplication never crosses groups): it is either
+unchanged, extended with the records appended to its files, or rebuilt from its files when the cache
+is missing / invalid, a file was rewritten rather than appended, or an appended record would have come
+first in canonical order (the rules are in ``incremental``). Files are read through ``sources`` only.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+from collections import Counter
+from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import msgspec
+
+from stratmancer_jobs.jobs import Progress, ProgressSink
+from stratmancer_jobs.jobs.history import cache, sources
+from stratmancer_jobs.jobs.history.aggregate import Entry, is_entry
+from stratmancer_jobs.jobs.history.counts import GroupState, Reorder
+from stratmancer_jobs.jobs.history.filestat import Buf, FileStat
+from stratmancer_jobs.jobs.history.incremental import Checkpoint, Rebuild, decode_file
+from stratmancer_jobs.jobs.history.records import Decoded, RecordsError
+from stratmancer_jobs.jobs.history.sources import SourceFile
+from stratmancer_jobs.layout import Layout
+
+
+@dataclass
+class GroupRun:
+    """One group after reading: its counts, the checkpoint of each file counted, and its bad files."""
+
+    state: GroupState
+    checkpoints: dict[str, Checkpoint]
+    errors: dict[str, str] = field(default_factory=dict)
+    changed: bool = False
+    rebuilt: bool = False
+
+
+@dataclass
+class Reader:
+    """Opens input files, counting files and bytes and reporting progress after each file read."""
+
+    progress: ProgressSink | None = None
+    files_total: int = 0
+    bytes_total: int = 0
+    files: int = 0
+    nbytes: int = 0
+    # invalid records found in each file read by this run (its last pass), to report with the file
+    skipped: dict[Path, Counter[str]] = field(default_factory=dict)
+
+    def start(self) -> None:
+        if self.progress is not None:
+            self.progress(Progress(0, self.files_total, 0, self.bytes_total))
+
+    def note(self, source: SourceFile, decoded: Decoded) -> None:
+        if decoded.skipped:
+            self.skipped[source.path] = Counter(decoded.skipped)
+        else:
+            self.skipped.pop(source.path, None)
+
+    @contextlib.contextmanager
+    def open(self, source: SourceFile) -> Iterator[tuple[Buf, FileStat]]:
+        with sources.mapped(source) as (buf, stat):
+            try:
+                yield buf, stat
+            finally:
+                self.count(stat.size)
+
+    def count(self, size: int) -> None:
+        self.files += 1
+        self.nbytes += size
+        if self.progress is not None:
+            self.progress(Progress(self.files, self.files_total, self.nbytes, self.bytes_total))
+
+
+def _extend(
+    state: GroupState, checkpoints: dict[str, Checkpoint], files: list[SourceFile], reader: Reader
+) -> GroupRun:
+    run = GroupRun(state, dict(checkpoints))
+    changed = [f for f in files if checkpoints[f.name].stat != f.stat]
+    if not changed:
+        return run
+    run.changed = True
+
+    def read(source: SourceFile) -> sources.Appended | str:
+        if source.error is not None:
+            return source.error
+        try:
+            return sources.read_appended(source, checkpoints[source.name].consumed)
+        except sources.ReadError as exc:
+            return str(exc)
+
+    # Checking the counted prefixes reads every byte; reads and zlib release the GIL: use both cores.
+    if len(changed) > 1:
+        with ThreadPoolExecutor(max_workers=2) as pool:
+            appended = list(pool.map(read, changed))
+    else:
+        appended = [read(changed[0])]
+    for source, found in zip(changed, appended, strict=True):
+        if isinstance(found, str):  # unreadable: like a corrupt file, its tier keeps its last entry
+            run.errors[source.name] = found
+            continue
+        reader.count(found.stat.size)
+        previous = checkpoints[source.name]
+        if found.prefix_crc != previous.crc:
+            raise Rebuild(f"{source.name} was rewritten, not appended to")
+        try:
+            decoded, checkpoint = decode_file(
+                source.kind, source.name, found.tail, found.stat, previous, previous.consumed
+            )
+        except RecordsError as exc:
+            run.errors[source.name] = f"{source.path}: {exc}"
+            continue
+        except MemoryError:
+            run.errors[source.name] = sources.read_error(source.path, MemoryError(), found.stat.size)
+            continue
+        reader.note(source, decoded)
+        try:
+            state.add(source.tier, source.kind, decoded.records, decoded.skipped)
+        except Reorder as exc:
+            raise Rebuild(f"{source.name}: match {exc} was counted from a later file") from None
+        run.checkpoints[source.name] = checkpoint
+    return run
+
+
+def _rebuild(group: str, files: list[SourceFile], reader: Reader) -> GroupRun:
+    run = GroupRun(GroupState(group), {}, changed=True, rebuilt=True)
+    for source in files:
+        if source.error is not None:
+            run.errors[source.name] = source.error
+            continue
+        try:
+            with reader.open(source) as (buf, stat):
+                decoded, checkpoint = decode_file(source.kind, source.name, buf, stat, None)
+        except RecordsError as exc:
+            run.errors[source.name] = f"{source.path}: {exc}"
+            continue
+        except sources.ReadError as exc:  # unreadable: like a corrupt file, its tier keeps its last entry
+            run.errors[source.name] = str(exc)
+            continue
+        except MemoryError:
+            run.errors[source.name] = sources.read_error(source.path, MemoryError(), source.stat.size)
+            continue
+        reader.note(source, decoded)
+        run.state.add(source.tier, source.kind, decoded.records, decoded.skipped)
+        run.checkpoints[source.name] = checkpoint
+    return run
+
+
+def process_group(
+    group: str, files: list[SourceFile], cache_file: Path, full: bool, reader: Reader, log: logging.Logger
+) -> GroupRun:
+    """Extend the group from its cache when the rules allow it, otherwise rebuild it from its files."""
+    if not full:
+        loaded = cache.load_group(cache_file, group)
+        if loaded is None:
+            if cache_file.exists():
+                log.warning("history: the cache of group %s is invalid, rebuilding the group", group)
+            else:
+                log.debug("history: no cache for group %s yet, building it", group)
+        elif set(loaded[1]) != {f.name for f in files}:
+            log.info("history: the files of group %s changed, rebuilding it", group)
+        else:
+            try:
+                return _extend(loaded[0], loaded[1], files, reader)
+            except Rebuild as why:
+                log.info("history: rebuilding group %s: %s", group, why)
+    return _rebuild(group, files, reader)
+
+
+def unchanged(
+    manifest: cache.Manifest, files: list[SourceFile], thresholds: list[int], layout: Layout
+) -> bool:
+    """Nothing to do: every input has the stats the manifest vouches for and both outputs are there."""
+    index = layout.history_index
+    current = {f.name: f.stat for f in files}
+    if any(f.error is not None for f in files):
+        return False
+    if manifest.thresholds != thresholds or manifest.files != current:
+        return False
+    try:
+        st = index.stat()
+        layout.history_sidecar.stat()
+    except OSError:
+        return False
+    return (st.st_size, st.st_mtime_ns) == (manifest.index_size, manifest.index_mtime_ns)
+
+
+class Previous:
+    """The index as the last run left it (for tiers whose file is bad), loaded only when needed."""
+
+    def __init__(self, path: Path, log: logging.Logger):
+        self.path, self.log = path, log
+        self._data: dict[str, Any] | None = None
+
+    def entry(self, key: str) -> Entry | None:
+        if self._data is None:
+            try:
+                data = msgspec.json.decode(self.path.read_bytes())
+            except FileNotFoundError:
+                data = {}
+            except (OSError, msgspec.DecodeError) as exc:
+                self.log.warning("history: cannot load the previous index %s (%s)", self.path, exc)
+                data = {}
+            self._data = data if isinstance(data, dict) else {}
+        value = self._data.get(key)
+        return value if is_entry(value) else None
