@@ -22,8 +22,7 @@ from typing import Any
 from filelock import FileLock, Timeout
 
 from stratmancer_jobs.atomicio import atomic_write_json, make_dirs
-from stratmancer_jobs.clock import file_stamp, parse_iso
-from stratmancer_jobs.clock import iso as iso  # re-exported for jobs still importing it from here
+from stratmancer_jobs.clock import file_stamp, iso, parse_iso
 from stratmancer_jobs.errors import StateError, StorageError
 from stratmancer_jobs.layout import lock_beside
 from stratmancer_jobs.procs import process_start_ticks
