@@ -88,11 +88,17 @@ def _time_limit(seconds: float) -> Iterator[None]:
         yield
         return
 
+    # A signal can land where Python prints an exception and carries on (a finalizer, a weakref or
+    # thread-pool callback): remember it, and raise it again when the job returns as if nothing happened.
+    fired: list[JobError] = []
+
     def on_alarm(signum: int, frame: FrameType | None) -> None:
-        raise JobTimeout(f"timed out after {seconds:g} s")
+        fired.append(JobTimeout(f"timed out after {seconds:g} s"))
+        raise fired[-1]
 
     def on_term(signum: int, frame: FrameType | None) -> None:
-        raise JobError("terminated by SIGTERM")
+        fired.append(JobError("terminated by SIGTERM"))
+        raise fired[-1]
 
     old_alarm = signal.signal(signal.SIGALRM, on_alarm)
     old_term = signal.signal(signal.SIGTERM, on_term)
@@ -100,6 +106,8 @@ def _time_limit(seconds: float) -> Iterator[None]:
         signal.setitimer(signal.ITIMER_REAL, seconds)
     try:
         yield
+        if fired:
+            raise fired[0]
     finally:
         signal.setitimer(signal.ITIMER_REAL, 0)
         signal.signal(signal.SIGALRM, old_alarm)

@@ -33,3 +33,19 @@ def bad_input(ctx: JobContext) -> JobResult:
 def partial(ctx: JobContext) -> JobResult:
     """Finish its work but report a failure, as history does for one corrupt tier."""
     raise PartialFailure("matches_GOLD.json: truncated JSON", summary="9 tiers refreshed")
+
+
+class _SlowFinalizer:
+    """An object whose finalizer outlasts the time limit: Python prints an exception raised there."""
+
+    def __init__(self, seconds: float) -> None:
+        self.seconds = seconds
+
+    def __del__(self) -> None:
+        time.sleep(self.seconds)
+
+
+def swallowed(ctx: JobContext) -> JobResult:
+    """Spend the time limit inside a finalizer, where Python swallows the timeout, then succeed."""
+    _SlowFinalizer(float(ctx.options.get("seconds", 2)))  # dropped at once: __del__ runs here
+    return JobResult(summary="finished as if nothing happened")

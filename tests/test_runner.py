@@ -133,6 +133,15 @@ def test_timeout_stops_a_sleeping_job_and_frees_the_lock(settings: Settings) -> 
     assert run_job(spec, settings, log=_log()[0], options={"seconds": 0}).status == "success"
 
 
+def test_timeout_swallowed_in_a_finalizer_is_still_recorded(settings: Settings) -> None:
+    """A timeout that lands where Python swallows exceptions (a __del__) still fails the run."""
+    spec, settings = with_fake_job(settings, "swallowed", timeout_s=0)
+    settings = replace(settings, run_timeout_s=0.3)
+    outcome = run_job(spec, settings, log=_log()[0], options={"seconds": 1})
+    assert (outcome.status, outcome.exit_code, outcome.error) == ("error", 1, "timed out after 0.3 s")
+    assert _record(settings)["last_error_message"] == "timed out after 0.3 s"
+
+
 def test_timeout_flag_overrides_config(settings: Settings) -> None:
     """An explicit timeout_s wins over the configured one."""
     spec, settings = with_fake_job(settings, "sleepy", timeout_s=0)
