@@ -1,0 +1,209 @@
+"""Mutation score of the pure modules against their fast tests (mutmut), printed as a table.
+
+    python scripts/mutation.py                    # every module in MODULES, one after another
+    python scripts/mutation.py --module schedule  # one module
+
+Each module is measured in its own scratch copy of the repository: a clone of HEAD with the working
+tree's tracked and untracked (not ignored) files copied over, so uncommitted work is measured; the copy's
+pyproject.toml gets that module's ``[tool.mutmut]`` section. The copy is deleted afterwards (``--keep``
+keeps it, to run ``mutmut show <name>`` there). Exit status 1 when a module scores below ``--min``.
+
+score = killed / (mutants - equivalent). A mutant counts as equivalent only when it is listed in
+EQUIVALENT with the reason no test can tell it apart, and it survived; the names carry mutmut's
+per-function numbering, so a listed name that is killed or missing is reported as stale.
+Not part of .ci/run: it takes minutes.
+"""
+
+from __future__ import annotations
+
+import argparse
+import re
+import shutil
+import subprocess
+import sys
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+
+# module name -> (source file, the fast test files that exercise it)
+MODULES: dict[str, tuple[str, tuple[str, ...]]] = {
+    "schedule": ("stratmancer_jobs/schedule.py", ("tests/test_mut_schedule.py", "tests/test_health.py")),
+    "patchver": ("stratmancer_jobs/patchver.py", ("tests/test_mut_patchver.py", "tests/test_patch.py")),
+    "clock": ("stratmancer_jobs/clock.py", ("tests/test_mut_clock.py",)),
+    "systemd": (
+        "stratmancer_jobs/deploy/systemd.py",
+        ("tests/test_deploy_systemd.py", "tests/test_mut_systemd.py"),
+    ),
+    "kubernetes": (
+        "stratmancer_jobs/deploy/kubernetes.py",
+        ("tests/test_deploy_kubernetes.py", "tests/test_mut_kubernetes.py"),
+    ),
+    "cards": (
+        "stratmancer_jobs/jobs/registry/cards.py",
+        ("tests/test_mut_cards.py", "tests/test_registry.py"),
+    ),
+}
+
+# module name -> {mutant name without the module prefix: why no test can tell it from the original}
+EQUIVALENT: dict[str, dict[str, str]] = {
+    "schedule": {},
+    "patchver": {},
+    "clock": {},
+    "systemd": {},
+    "kubernetes": {},
+    "cards": {},
+}
+
+KILLED = {"killed", "timeout", "segfault", "caught by type check"}
+RESULT_RE = re.compile(r"^\s*(?P<name>\S+): (?P<status>.+?)\s*$")
+
+
+@dataclass
+class Score:
+    module: str
+    mutants: int
+    killed: int
+    survived: list[str]
+    no_tests: list[str]
+    equivalent: list[str]
+    stale: list[str]
+
+    @property
+    def score(self) -> float:
+        counted = self.mutants - len(self.equivalent)
+        return 1.0 if counted == 0 else self.killed / counted
+
+
+def scratch_copy(dest: Path) -> None:
+    """Clone HEAD into ``dest`` and copy the working tree's tracked and untracked files over it."""
+    subprocess.run(["git", "clone", "-q", str(ROOT), str(dest)], check=True)
+    listed = (
+        subprocess.run(
+            ["git", "ls-files", "-z", "--cached", "--others", "--exclude-standard"],
+            cwd=ROOT,
+            check=True,
+            capture_output=True,
+        )
+        .stdout.decode()
+        .split("\0")
+    )
+    for rel in filter(None, listed):
+        src = ROOT / rel
+        if src.is_file():  # a deleted tracked file is listed too: the copy keeps HEAD's, harmless
+            (dest / rel).parent.mkdir(parents=True, exist_ok=True)
+            shutil.copy2(src, dest / rel)
+
+
+def toml_list(items: tuple[str, ...] | list[str]) -> str:
+    return "[" + ", ".join(f'"{item}"' for item in items) + "]"
+
+
+def mutmut_section(source: str, tests: tuple[str, ...]) -> str:
+    return (
+        "\n[tool.mutmut]\n"
+        'source_paths = ["stratmancer_jobs"]\n'
+        f"only_mutate = {toml_list([source])}\n"
+        f"pytest_add_cli_args_test_selection = {toml_list(tests)}\n"
+        'pytest_add_cli_args = ["-p", "no:cacheprovider", "-q"]\n'
+    )
+
+
+def mutmut_bin() -> str:
+    found = Path(sys.executable).parent / "mutmut"
+    if not found.exists():
+        sys.exit(f"mutmut not found next to {sys.executable}: pip install -e '.[test]'")
+    return str(found)
+
+
+def natural(name: str) -> tuple[str, int]:
+    """``x_f__mutmut_10`` after ``x_f__mutmut_9``."""
+    stem, _, number = name.rpartition("_")
+    return stem, int(number) if number.isdigit() else 0
+
+
+def parse_results(text: str, prefix: str) -> dict[str, str]:
+    """``mutmut results --all true`` lines -> {mutant name without ``prefix``: status}."""
+    out: dict[str, str] = {}
+    for line in text.splitlines():
+        match = RESULT_RE.match(line)
+        if match and match["name"].startswith(prefix):
+            out[match["name"][len(prefix) :]] = match["status"]
+    return out
+
+
+def measure(module: str, keep: bool, children: int) -> Score:
+    source, tests = MODULES[module]
+    scratch = Path(tempfile.mkdtemp(prefix=f"mutation-{module}-"))
+    try:
+        copy = scratch / "repo"
+        scratch_copy(copy)
+        tests = tuple(t for t in tests if (copy / t).exists())  # a test file not written yet is skipped
+        with (copy / "pyproject.toml").open("a", encoding="utf-8") as fh:
+            fh.write(mutmut_section(source, tests))
+        tool = mutmut_bin()
+        run = subprocess.run(
+            [tool, "run", "--max-children", str(children)], cwd=copy, capture_output=True, text=True
+        )
+        results = subprocess.run([tool, "results", "--all", "true"], cwd=copy, capture_output=True, text=True)
+        prefix = source.removesuffix(".py").replace("/", ".") + "."
+        statuses = parse_results(results.stdout, prefix)
+        if not statuses:
+            sys.exit(f"{module}: mutmut produced no results\n{run.stdout[-3000:]}\n{run.stderr[-3000:]}")
+    finally:
+        if keep:
+            print(f"{module}: scratch copy kept at {scratch / 'repo'}", file=sys.stderr)
+        else:
+            shutil.rmtree(scratch, ignore_errors=True)
+    listed = EQUIVALENT.get(module, {})
+    survived = sorted((n for n, s in statuses.items() if s == "survived" and n not in listed), key=natural)
+    return Score(
+        module=module,
+        mutants=len(statuses),
+        killed=sum(s in KILLED for s in statuses.values()),
+        survived=survived,
+        no_tests=sorted((n for n, s in statuses.items() if s == "no tests"), key=natural),
+        equivalent=sorted(n for n in listed if statuses.get(n) == "survived"),
+        stale=sorted(n for n in listed if statuses.get(n) != "survived"),
+    )
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument(
+        "--module", choices=sorted(MODULES), action="append", help="measure only this module (repeatable)"
+    )
+    parser.add_argument("--min", type=float, default=90.0, help="lowest passing score in percent")
+    parser.add_argument("--keep", action="store_true", help="keep the scratch copies")
+    parser.add_argument("--max-children", type=int, default=1, help="mutmut workers (default 1)")
+    args = parser.parse_args()
+    scores = [measure(m, args.keep, args.max_children) for m in (args.module or list(MODULES))]
+    print("| module | mutants | killed | survived | no tests | score |")
+    print("| --- | --- | --- | --- | --- | --- |")
+    for s in scores:
+        equivalent = f" (+{len(s.equivalent)} equivalent)" if s.equivalent else ""
+        print(
+            f"| `{s.module}` | {s.mutants} | {s.killed} | {len(s.survived)}{equivalent} | "
+            f"{len(s.no_tests)} | {s.score:.0%} |"
+        )
+    failed = False
+    for s in scores:
+        for name in s.survived:
+            print(f"{s.module}: survived {name}")
+        for name in s.no_tests:
+            print(f"{s.module}: no tests {name}")
+        for name in s.equivalent:
+            print(f"{s.module}: equivalent {name}: {EQUIVALENT[s.module][name]}")
+        for name in s.stale:
+            print(f"{s.module}: EQUIVALENT lists {name}, which did not survive (renumbered?)")
+        if s.score * 100 < args.min:
+            failed = True
+            print(f"{s.module}: {s.score:.1%} is below {args.min:g} %", file=sys.stderr)
+    return 1 if failed else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
