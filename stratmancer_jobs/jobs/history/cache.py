@@ -27,18 +27,18 @@ from stratmancer_jobs.jobs.history.incremental import Checkpoint
 from stratmancer_jobs.jobs.history.records import ALL_REASONS
 from stratmancer_jobs.jobs.history.tiers import GROUPS, KINDS, TIERS
 
-FORMAT: Final = 2  # 2: ctime and inode in checkpoints and file entries
+FORMAT: Final = 3  # 2: ctime and inode in checkpoints and file entries; 3: XXH3 prefix digests
 _DIGEST: Final = 32
 
 
 class _CheckpointBlob(msgspec.Struct, frozen=True):
-    """A Checkpoint as stored (format 2): its stat flattened, in this field order."""
+    """A Checkpoint as stored (format 3): its stat flattened, in this field order."""
 
     size: int
     mtime_ns: int
     fingerprint: str
     consumed: int
-    crc: int
+    digest: int
     elements: bool = False
     unterminated: bool = False
     ctime_ns: int = 0
@@ -48,13 +48,13 @@ class _CheckpointBlob(msgspec.Struct, frozen=True):
 def _checkpoint_blob(c: Checkpoint) -> _CheckpointBlob:
     s = c.stat
     return _CheckpointBlob(
-        s.size, s.mtime_ns, s.fingerprint, c.consumed, c.crc, c.elements, c.unterminated, s.ctime_ns, s.ino
+        s.size, s.mtime_ns, s.fingerprint, c.consumed, c.digest, c.elements, c.unterminated, s.ctime_ns, s.ino
     )
 
 
 def _checkpoint(b: _CheckpointBlob) -> Checkpoint:
     stat = FileStat(b.size, b.mtime_ns, b.fingerprint, b.ctime_ns, b.ino)
-    return Checkpoint(stat, b.consumed, b.crc, elements=b.elements, unterminated=b.unterminated)
+    return Checkpoint(stat, b.consumed, b.digest, elements=b.elements, unterminated=b.unterminated)
 
 
 class Totals(msgspec.Struct, frozen=True):
@@ -72,7 +72,7 @@ class Manifest(msgspec.Struct, frozen=True):
     files: dict[str, FileStat]
     index_size: int
     index_mtime_ns: int
-    index_crc: int
+    index_digest: int
     totals: Totals
 
 

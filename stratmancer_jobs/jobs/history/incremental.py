@@ -1,7 +1,7 @@
 """The incremental rules: how far a file has been counted, and when new bytes may simply be appended.
 
 Pure (bytes in, records and a checkpoint out). A group is extended only when each changed file still
-starts with exactly the bytes that were counted (CRC of the prefix) and what follows can be decoded as
+starts with exactly the bytes that were counted (XXH3 of the prefix) and what follows can be decoded as
 a continuation; anything else is a ``Rebuild`` of the group from its files, so that the counts are
 always those of a full rebuild.
 """
@@ -12,16 +12,16 @@ from typing import Final
 
 import msgspec
 
-from stratmancer_jobs.jobs.history.filestat import Buf, FileStat, crc_range
+from stratmancer_jobs.jobs.history.filestat import Buf, FileStat, Hasher, prefix_digest
 from stratmancer_jobs.jobs.history.records import LINE_ENDS, Decoded, RecordsError, decode_array, decode_lines
 
 
 class Checkpoint(msgspec.Struct, frozen=True):
-    """How far a file has been counted: its stat then, and a CRC of the counted prefix."""
+    """How far a file has been counted: its stat then, and an XXH3 digest of the counted prefix."""
 
     stat: FileStat
     consumed: int  # bytes [0, consumed) are counted; for a JSON array: up to its last element
-    crc: int  # zlib.crc32 of bytes [0, consumed)
+    digest: int  # XXH3-64 of bytes [0, consumed)
     elements: bool = False  # JSON array: it already has at least one element
     unterminated: bool = False  # JSONL: the last counted line had no newline yet
 
@@ -47,16 +47,22 @@ def _array_end(buf: Buf) -> int:
 
 
 def decode_file(
-    kind: str, name: str, buf: Buf, stat: FileStat, previous: Checkpoint | None, base: int = 0
+    kind: str,
+    name: str,
+    buf: Buf,
+    stat: FileStat,
+    previous: Checkpoint | None,
+    base: int = 0,
+    state: Hasher | None = None,
 ) -> tuple[Decoded, Checkpoint]:
     """Decode the records after ``previous`` (all of them when None) and the new checkpoint.
 
     ``buf`` holds the file from offset ``base`` (0: the whole file; ``previous.consumed``: the part
-    after the checkpoint). RecordsError when the file is not valid JSON (the collector caught
-    mid-write); Rebuild when the new bytes cannot simply be appended to what was counted.
+    after the checkpoint; ``state`` is then the hash state of the bytes before it). RecordsError when
+    the file is not valid JSON (the collector caught mid-write); Rebuild when the new bytes cannot simply
+    be appended to what was counted.
     """
     start = (previous.consumed if previous is not None else 0) - base
-    crc = previous.crc if previous is not None else 0
     if kind == "jsonl":
         follows = buf[start : start + 1]
         if previous is not None and previous.unterminated and follows not in (b"", *LINE_ENDS):
@@ -65,7 +71,7 @@ def decode_file(
         checkpoint = Checkpoint(
             stat,
             base + lines.end,
-            crc_range(buf, start, lines.end, crc),
+            prefix_digest(buf, start, lines.end, state),
             unterminated=lines.unterminated,
         )
         return lines.decoded, checkpoint
@@ -90,4 +96,4 @@ def decode_file(
     end = _array_end(buf)
     had = previous is not None and previous.elements
     elements = had or bool(decoded.records) or any(decoded.skipped.values())
-    return decoded, Checkpoint(stat, base + end, crc_range(buf, start, end, crc), elements=elements)
+    return decoded, Checkpoint(stat, base + end, prefix_digest(buf, start, end, state), elements=elements)

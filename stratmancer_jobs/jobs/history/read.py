@@ -95,7 +95,7 @@ def _extend(
         except sources.ReadError as exc:
             return str(exc)
 
-    # Checking the counted prefixes reads every byte; reads and zlib release the GIL: use both cores.
+    # Checking the counted prefixes reads every byte; reads and xxhash release the GIL: use both cores.
     if len(changed) > 1:
         with ThreadPoolExecutor(max_workers=2) as pool:
             appended = list(pool.map(read, changed))
@@ -107,11 +107,11 @@ def _extend(
             continue
         reader.count(found.stat.size)
         previous = checkpoints[source.name]
-        if found.prefix_crc != previous.crc:
+        if found.prefix_digest != previous.digest:
             raise Rebuild(f"{source.name} was rewritten, not appended to")
         try:
             decoded, checkpoint = decode_file(
-                source.kind, source.name, found.tail, found.stat, previous, previous.consumed
+                source.kind, source.name, found.tail, found.stat, previous, previous.consumed, found.state
             )
         except RecordsError as exc:
             run.errors[source.name] = f"{source.path}: {exc}"

@@ -5,14 +5,20 @@ from __future__ import annotations
 import contextlib
 import logging
 import os
-import zlib
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Final
 
 from stratmancer_jobs.errors import InputError
-from stratmancer_jobs.jobs.history.filestat import EDGE, Buf, FileStat, fingerprint_bytes, fingerprint_of
+from stratmancer_jobs.jobs.history.filestat import (
+    EDGE,
+    Buf,
+    FileStat,
+    Hasher,
+    fingerprint_bytes,
+    fingerprint_of,
+)
 from stratmancer_jobs.jobs.history.tiers import file_rank, parse_tier_file
 
 _log = logging.getLogger(__name__)
@@ -137,18 +143,19 @@ def mapped(source: SourceFile) -> Iterator[tuple[Buf, FileStat]]:
 
 @dataclass(frozen=True)
 class Appended:
-    """A file read once for the incremental path: CRC of its first ``consumed`` bytes and what follows."""
+    """A file read once for the incremental path: XXH3 of its first ``consumed`` bytes and what follows."""
 
     stat: FileStat
-    prefix_crc: int | None  # None when the file is now shorter than the counted prefix
+    prefix_digest: int | None  # None when the file is now shorter than the counted prefix
+    state: Hasher  # the hash state after the prefix, to continue over the newly counted bytes
     tail: bytes  # bytes [consumed, size)
 
 
 def read_appended(source: SourceFile, consumed: int) -> Appended:
-    """Stream the counted prefix through CRC-32 in 1 MiB chunks and return the bytes after it.
+    """Stream the counted prefix through XXH3 in 1 MiB chunks and return the bytes after it.
 
-    Nothing of the prefix is kept, so memory stays flat however large the file; zlib and the reads
-    release the GIL, so several files can be checked on several threads.
+    Nothing of the prefix is kept, so memory stays flat however large the file; xxhash (for large
+    inputs) and the reads release the GIL, so several files can be checked on several threads.
     """
     try:
         with source.path.open("rb", buffering=0) as handle:
@@ -156,18 +163,19 @@ def read_appended(source: SourceFile, consumed: int) -> Appended:
             st = os.fstat(fd)
             chunk = bytearray(CHUNK)
             view = memoryview(chunk)
-            crc: int | None = 0
+            state = Hasher()
+            short = False
             left = consumed
             while left > 0:
                 n = handle.readinto(view[: min(CHUNK, left)])
                 if not n:
-                    crc = None  # shorter than what was counted: rewritten, not appended to
+                    short = True  # shorter than what was counted: rewritten, not appended to
                     break
-                crc = zlib.crc32(view[:n], crc or 0)
+                state.update(view[:n])
                 left -= n
             view.release()
-            tail = handle.read() or b"" if crc is not None else b""
-            size = consumed + len(tail) if crc is not None else consumed - left
+            tail = handle.read() or b"" if not short else b""
+            size = consumed + len(tail) if not short else consumed - left
             head = os.pread(fd, EDGE, 0)
             last = os.pread(fd, EDGE, size - EDGE) if size > EDGE else b""
     except (OSError, MemoryError) as exc:
@@ -175,4 +183,4 @@ def read_appended(source: SourceFile, consumed: int) -> Appended:
     stat = FileStat(
         size, st.st_mtime_ns, fingerprint_bytes(head[:size], last, size), st.st_ctime_ns, st.st_ino
     )
-    return Appended(stat, crc, tail)
+    return Appended(stat, None if short else int(state.intdigest()), state, tail)

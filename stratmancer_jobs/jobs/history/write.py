@@ -9,12 +9,13 @@ trusting "nothing changed". Every file goes through ``atomicio``.
 from __future__ import annotations
 
 import contextlib
-import zlib
 from collections import Counter
 from concurrent.futures import ThreadPoolExecutor
 from datetime import datetime
 from pathlib import Path
 from typing import Any
+
+import xxhash
 
 from stratmancer_jobs.atomicio import atomic_write_bytes, atomic_write_json
 from stratmancer_jobs.jobs.history import cache
@@ -106,6 +107,6 @@ def write_outputs(
     st = layout.history_index.stat()
     stats = {f.name: counted_stat(runs, f) for f in files}
     manifest = cache.Manifest(
-        cache.FORMAT, limits, stats, st.st_size, st.st_mtime_ns, zlib.crc32(data), totals
+        cache.FORMAT, limits, stats, st.st_size, st.st_mtime_ns, xxhash.xxh3_64_intdigest(data), totals
     )
     cache.save_manifest(layout.history_manifest, manifest)
