@@ -8,6 +8,11 @@ than dicts keyed by tuples, and cheap to store.
 
 Pairs are counted in the order the two champions appear in the team (``pw[i][j]`` or ``pw[j][i]``);
 the two cells are added when the index is built, so no per-record sorting is needed.
+
+A file's records are counted at once with numpy (``bincount`` over the dense indices of all winners,
+losers, pairs and match-ups): the only per-record Python work left is pulling the picks out of the
+decoded records into arrays (in C, through ``map``/``chain``) and, when ids repeat, the dedup loop.
+Champion keys beyond 64 bits (hostile input) fall back to the plain loop.
 """
 
 from __future__ import annotations
@@ -17,11 +22,26 @@ from collections import Counter
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from itertools import chain
+from typing import Any, Final
 
 from stratmancer_jobs.jobs.history.records import DUPLICATE, Match, Team
 from stratmancer_jobs.jobs.history.tiers import GROUPS, KINDS, TIER_INDEX
 
 MatchId = str | int
+
+
+_BLUE: Final = operator.attrgetter("blue_picks")
+_RED: Final = operator.attrgetter("red_picks")
+_WIN: Final = operator.attrgetter("blue_win")
+_ID: Final = operator.attrgetter("match_id")
+_DIRECT: Final = 1 << 20  # champion keys below this are looked up in a table, others searched
+# the 10 (i, j) slot pairs of a team, i listed first
+_PAIR_A: Final = (0, 0, 0, 0, 1, 1, 1, 2, 2, 3)
+_PAIR_B: Final = (1, 2, 3, 4, 2, 3, 4, 3, 4, 4)
+
+
+def _add_rows(rows: list[list[int]], delta: Any) -> list[list[int]]:
+    return [list(map(operator.add, row, d)) for row, d in zip(rows, delta.tolist(), strict=True)]
 
 
 class Reorder(Exception):
@@ -102,6 +122,22 @@ class Counts:
                 r[l3] += 1
                 r[l4] += 1
         self.n += len(winners)
+
+    def count_positions(self, w: Any, lo: Any) -> None:
+        """Add matches given as (n, 5) arrays of dense indices: the winning and the losing team."""
+        import numpy as np  # imported when counting only: a no-change run does not pay for it
+
+        size = len(self.cw)
+        cells = size * size
+        self.cw = list(map(operator.add, self.cw, np.bincount(w.ravel(), minlength=size).tolist()))
+        self.cl = list(map(operator.add, self.cl, np.bincount(lo.ravel(), minlength=size).tolist()))
+        for name, team in (("pw", w), ("pl", lo)):
+            flat = (team[:, _PAIR_A] * size + team[:, _PAIR_B]).ravel()
+            delta = np.bincount(flat, minlength=cells).reshape(size, size)
+            setattr(self, name, _add_rows(getattr(self, name), delta))
+        flat = (w[:, :, None] * size + lo[:, None, :]).ravel()
+        self.vs = _add_rows(self.vs, np.bincount(flat, minlength=cells).reshape(size, size))
+        self.n += len(w)
 
     def check(self, size: int) -> None:
         """ValueError unless every counter is a non-negative count for ``size`` champions."""
@@ -186,11 +222,63 @@ class GroupState:
         kind_index = KINDS.index(kind)
         tier_index = TIER_INDEX[tier]
         rank = tier_index * 2 + kind_index
+        seen = self.seen
+        ids = list(map(_ID, records))
+        unique = set(ids)
+        if None not in unique and len(unique) == len(ids) and seen.keys().isdisjoint(unique):
+            # The usual case: distinct ids never seen in the group: every record counts (no loop).
+            seen.update(dict.fromkeys(ids, rank))
+            kept, excluded, duplicates = records, list[Match](), 0
+        else:
+            kept, excluded, duplicates = self._dedup(tier_state, records, kind_index, tier_index, rank)
+        self._count(tier_state.counts, kept)
+        if excluded:
+            self._count(self.excluded, excluded)
+        tier_state.skipped.update(skipped)
+        if duplicates:
+            tier_state.skipped[DUPLICATE] += duplicates
+        return len(kept)
+
+    def _count(self, counts: Counts, records: Sequence[Match]) -> None:
+        """Count ``records`` into ``counts``, growing the champion index first."""
+        n = len(records)
+        if not n:
+            return
+        import numpy as np
+
+        try:
+            blue = np.fromiter(chain.from_iterable(map(_BLUE, records)), np.int64, 5 * n).reshape(n, 5)
+            red = np.fromiter(chain.from_iterable(map(_RED, records)), np.int64, 5 * n).reshape(n, 5)
+        except (OverflowError, ValueError):  # a champion key beyond 64 bits: the plain loop
+            winners = [m.blue_picks if m.blue_win else m.red_picks for m in records]
+            losers = [m.red_picks if m.blue_win else m.blue_picks for m in records]
+            self._grow(chain(chain.from_iterable(winners), chain.from_iterable(losers)))
+            counts.count(self.pos, winners, losers)
+            return
+        every = np.concatenate((blue.ravel(), red.ravel()))
+        low, high = int(every.min()), int(every.max())
+        if low >= 0 and high < _DIRECT:  # real keys (1..~1000): a direct lookup table
+            key_list = np.flatnonzero(np.bincount(every)).tolist()
+            self._grow(key_list)
+            lut = np.zeros(high + 1, dtype=np.int64)
+            lut[key_list] = [self.pos[k] for k in key_list]
+            blue, red = lut[blue], lut[red]
+        else:
+            keys = np.unique(every)
+            key_list = keys.tolist()
+            self._grow(key_list)
+            lut = np.array([self.pos[k] for k in key_list], dtype=np.int64)
+            blue, red = lut[np.searchsorted(keys, blue)], lut[np.searchsorted(keys, red)]
+        won = np.fromiter(map(_WIN, records), bool, n)[:, None]
+        counts.count_positions(np.where(won, blue, red), np.where(won, red, blue))
+
+    def _dedup(
+        self, tier_state: TierCounts, records: Sequence[Match], kind_index: int, tier_index: int, rank: int
+    ) -> tuple[list[Match], list[Match], int]:
+        """The records that count, those the group already counted from another tier, and duplicates."""
         seen, extra = self.seen, tier_state.extra_seen
-        winners: list[Team] = []
-        losers: list[Team] = []
-        ex_winners: list[Team] = []
-        ex_losers: list[Team] = []
+        kept: list[Match] = []
+        excluded: list[Match] = []
         duplicates = 0
         for m in records:
             mid = m.match_id
@@ -213,26 +301,9 @@ class GroupState:
                     if first > rank:
                         raise Reorder(mid)
                     extra[mid] = kind_index
-                    if m.blue_win:
-                        ex_winners.append(m.blue_picks)
-                        ex_losers.append(m.red_picks)
-                    else:
-                        ex_winners.append(m.red_picks)
-                        ex_losers.append(m.blue_picks)
-            if m.blue_win:
-                winners.append(m.blue_picks)
-                losers.append(m.red_picks)
-            else:
-                winners.append(m.red_picks)
-                losers.append(m.blue_picks)
-        self._grow(chain(chain.from_iterable(winners), chain.from_iterable(losers)))
-        tier_state.counts.count(self.pos, winners, losers)
-        if ex_winners:
-            self.excluded.count(self.pos, ex_winners, ex_losers)
-        tier_state.skipped.update(skipped)
-        if duplicates:
-            tier_state.skipped[DUPLICATE] += duplicates
-        return len(winners)
+                    excluded.append(m)
+            kept.append(m)
+        return kept, excluded, duplicates
 
     def group_counts(self) -> Counts:
         """The group's own counters: its tiers summed, cross-tier duplicates taken out."""
