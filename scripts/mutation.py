@@ -17,6 +17,7 @@ Not part of .ci/run: it takes minutes.
 from __future__ import annotations
 
 import argparse
+import fnmatch
 import re
 import shutil
 import subprocess
@@ -133,13 +134,18 @@ def parse_results(text: str, prefix: str) -> dict[str, str]:
     return out
 
 
-def measure(module: str, keep: bool, children: int) -> Score:
+def measure(module: str, keep: bool, children: int, exclude: list[str]) -> Score:
     source, tests = MODULES[module]
     scratch = Path(tempfile.mkdtemp(prefix=f"mutation-{module}-"))
     try:
         copy = scratch / "repo"
         scratch_copy(copy)
-        tests = tuple(t for t in tests if (copy / t).exists())  # a test file not written yet is skipped
+        # a test file not written yet is skipped, and so is one excluded (to see what it adds)
+        tests = tuple(
+            t for t in tests if (copy / t).exists() and not any(fnmatch.fnmatch(t, x) for x in exclude)
+        )
+        if not tests:
+            sys.exit(f"{module}: none of its test files exist ({', '.join(MODULES[module][1])})")
         with (copy / "pyproject.toml").open("a", encoding="utf-8") as fh:
             fh.write(mutmut_section(source, tests))
         tool = mutmut_bin()
@@ -149,7 +155,7 @@ def measure(module: str, keep: bool, children: int) -> Score:
         results = subprocess.run([tool, "results", "--all", "true"], cwd=copy, capture_output=True, text=True)
         prefix = source.removesuffix(".py").replace("/", ".") + "."
         statuses = parse_results(results.stdout, prefix)
-        if not statuses:
+        if not statuses or all(s == "not checked" for s in statuses.values()):
             sys.exit(f"{module}: mutmut produced no results\n{run.stdout[-3000:]}\n{run.stderr[-3000:]}")
     finally:
         if keep:
@@ -178,9 +184,18 @@ def main() -> int:
     )
     parser.add_argument("--min", type=float, default=90.0, help="lowest passing score in percent")
     parser.add_argument("--keep", action="store_true", help="keep the scratch copies")
+    parser.add_argument(
+        "--exclude-tests",
+        action="append",
+        default=[],
+        metavar="GLOB",
+        help="leave these test files out (e.g. 'tests/test_mut_*' to see the score without them)",
+    )
     parser.add_argument("--max-children", type=int, default=1, help="mutmut workers (default 1)")
     args = parser.parse_args()
-    scores = [measure(m, args.keep, args.max_children) for m in (args.module or list(MODULES))]
+    scores = [
+        measure(m, args.keep, args.max_children, args.exclude_tests) for m in (args.module or list(MODULES))
+    ]
     print("| module | mutants | killed | survived | no tests | score |")
     print("| --- | --- | --- | --- | --- | --- |")
     for s in scores:
