@@ -1,6 +1,6 @@
 """What goes in the new index, and its bytes: fresh entries from counts, kept entries for bad files.
 
-Pure apart from ``split_map``, which builds and renders the entries on the second core (fork).
+Pure apart from ``split_map``, which builds and renders the entries on the second core (a forked pool).
 """
 
 from __future__ import annotations
