@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import time
+from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta, timezone, tzinfo
 
 import pytest
@@ -20,6 +22,26 @@ class NoOffset(tzinfo):
 
     def dst(self, dt: datetime | None) -> timedelta | None:
         return None
+
+
+@pytest.fixture
+def far_local_zone(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
+    """The process's local zone set to UTC+05:30, so a conversion to local time instead of UTC shows."""
+    monkeypatch.setenv("TZ", "Asia/Kolkata")
+    time.tzset()
+    yield
+    monkeypatch.undo()
+    time.tzset()
+
+
+def test_conversions_ignore_the_local_zone(far_local_zone: None) -> None:
+    """iso, file_stamp and parse_iso's year check use UTC, not the machine's zone."""
+    assert datetime(2026, 1, 1, tzinfo=UTC).astimezone().utcoffset() == timedelta(hours=5, minutes=30)
+    moment = datetime(2026, 11, 30, 1, 31, 53, tzinfo=PLUS2)
+    assert iso(moment) == "2026-11-29T23:31:53+00:00"
+    assert file_stamp(moment) == "20261129T233153Z"
+    assert parse_iso("1970-01-01T00:30:00+01:00") is None
+    assert parse_iso("9000-12-31T23:30:00+00:00") == datetime(9000, 12, 31, 23, 30, tzinfo=UTC)
 
 
 def test_year_limits() -> None:
