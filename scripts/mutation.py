@@ -49,7 +49,20 @@ MODULES: dict[str, tuple[str, tuple[str, ...]]] = {
 
 # module name -> {mutant name without the module prefix: why no test can tell it from the original}
 EQUIVALENT: dict[str, dict[str, str]] = {
-    "schedule": {},
+    "schedule": {
+        # the start time handed to CronSim only seeds iteration; parsing and explain() never iterate
+        **{
+            f"x_{fn}__mutmut_{n}": f"{fn}: CronSim's start date/zone does not affect parsing or explain()"
+            for fn, numbers in (("validate_cron", (11, 15, 16, 17, 18)), ("describe", (9, 13, 14, 15, 16)))
+            for n in numbers
+        },
+        # an aware datetime converted to another zone is the same instant, and Python compares and
+        # subtracts aware datetimes of different tzinfo objects by instant
+        "x_interval_s__mutmut_9": "astimezone(None) on one side: same instant, subtraction is by instant",
+        "x_interval_s__mutmut_16": "astimezone(None) on one side: same instant, subtraction is by instant",
+        "x_is_due__mutmut_3": "astimezone(None) on one side: same instant, comparison is by instant",
+        "x_is_due__mutmut_11": "astimezone(None) on one side: same instant, comparison is by instant",
+    },
     "patchver": {},
     "clock": {},
     "systemd": {},
@@ -105,6 +118,7 @@ def mutmut_section(source: str, tests: tuple[str, ...]) -> str:
     return (
         "\n[tool.mutmut]\n"
         'source_paths = ["stratmancer_jobs"]\n'
+        'also_copy = ["ml_pipeline", "config"]\n'
         f"only_mutate = {toml_list([source])}\n"
         f"pytest_add_cli_args_test_selection = {toml_list(tests)}\n"
         'pytest_add_cli_args = ["-p", "no:cacheprovider", "-q"]\n'
