@@ -30,7 +30,7 @@ app = typer.Typer(
         "2 usage or configuration error."
     ),
     no_args_is_help=True,
-    add_completion=False,
+    add_completion=True,  # --install-completion / --show-completion (bash, zsh, fish)
     pretty_exceptions_show_locals=False,
     pretty_exceptions_enable=False,
 )
@@ -144,7 +144,8 @@ def _run(ctx: typer.Context, job: str, timeout: float | None, if_due: bool, **op
     log = logging.getLogger(LOGGER_NAME)
     with progress_sink(enabled=sys.stderr.isatty() and not g.quiet) as sink:
         outcome = run_job(spec, settings, log=log, options=options, progress=sink, if_due=if_due)
-    if not g.quiet and outcome.summary and outcome.status in ("success", "not_due"):
+    # quiet success under cron: the log lines say it all; a person at a terminal gets the summary line
+    if not g.quiet and sys.stdout.isatty() and outcome.summary and outcome.status in ("success", "not_due"):
         typer.echo(outcome.summary)
     raise typer.Exit(outcome.exit_code)
 
@@ -174,20 +175,51 @@ def refresh_patch(ctx: typer.Context, timeout: TimeoutOpt = None, if_due: IfDueO
     _run(ctx, "refresh_patch_meta", timeout, if_due)
 
 
+def _complete_job(incomplete: str) -> list[str]:
+    """Job names for `status JOB` completion: command names and ids (the job table only, no config)."""
+    from stratmancer_jobs.jobtable import JOBS
+
+    return [name for spec in JOBS for name in (spec.command, spec.id) if name.startswith(incomplete)]
+
+
+WATCH_DEFAULT_S = 2.0
+MAX_WATCH_S = 3600.0
+
+
 @app.command("status")
 def status(
     ctx: typer.Context,
-    job: Annotated[str | None, typer.Argument(help="One job, by id or command name; default: all.")] = None,
+    args: Annotated[
+        list[str] | None,
+        typer.Argument(
+            metavar="[JOB] [SECONDS]",
+            help="One job, by id or command name (default: all); with --watch, the seconds between redraws.",
+            autocompletion=_complete_job,
+            show_default=False,
+        ),
+    ] = None,
     as_json: Annotated[bool, typer.Option("--json", help="Machine-readable output.")] = False,
     check: Annotated[
         bool,
         typer.Option("--check", help="One line and a monitoring exit code: 0 ok, 1 warning, 2 critical."),
     ] = False,
+    wide: Annotated[
+        bool, typer.Option("--wide", help="Plain output with every column in full (nothing cut to fit 120).")
+    ] = False,
+    watch: Annotated[
+        bool,
+        typer.Option(
+            "--watch",
+            help=f"Redraw in place every SECONDS (default {WATCH_DEFAULT_S:g}) until Ctrl-C; "
+            "a running job shows its elapsed time and progress.",
+        ),
+    ] = False,
 ) -> None:
-    """Show every job: schedule, next run, last run, result, health, duration, counts, last error."""
+    """Show every job on one line each: schedule, next and last run, state, duration, counts, recent runs."""
     from stratmancer_jobs.clock import utc_now
     from stratmancer_jobs.status import build_report
 
+    job, every_s = _job_and_seconds(args or [], watch)
     settings = _settings(ctx)
     specs = None
     if job is not None:
@@ -195,8 +227,14 @@ def status(
             specs = (find_job(job),)
         except StratmancerError as exc:
             _fail(str(exc), exc.exit_code)
-    now = utc_now().astimezone(settings.timezone)
-    report = build_report(settings, now, specs) if specs else build_report(settings, now)
+
+    def report_now() -> tuple[Any, datetime]:
+        now = utc_now().astimezone(settings.timezone)
+        return (build_report(settings, now, specs) if specs else build_report(settings, now)), now
+
+    if watch:
+        _watch(report_now, detail=job is not None, every_s=every_s)
+    report, now = report_now()
     if report.state_error:
         typer.echo(f"error: {report.state_error}", err=True)
     if check:
@@ -205,21 +243,74 @@ def status(
     if as_json:
         typer.echo(json.dumps(report.as_json(), indent=2))
     else:
-        _print_status(report, now, detail=job is not None)
+        _print_status(report, now, detail=job is not None, wide=wide)
     raise typer.Exit(1 if report.state_error else EXIT_OK)
 
 
-def _print_status(report: Any, now: datetime, *, detail: bool) -> None:
+def _job_and_seconds(args: list[str], watch: bool) -> tuple[str | None, float]:
+    """`status [JOB] [SECONDS]`: a number is the --watch interval (job names are never numbers)."""
+    names = [a for a in args if not _is_number(a)]
+    numbers = [float(a) for a in args if _is_number(a)]
+    if len(names) > 1 or len(numbers) > 1 or (numbers and not watch):
+        _fail(f"status takes one JOB at most, SECONDS only with --watch; got {' '.join(args)}", EXIT_USAGE)
+    every_s = numbers[0] if numbers else WATCH_DEFAULT_S
+    if not 0.1 <= every_s <= MAX_WATCH_S:  # also refuses nan
+        _fail(f"--watch SECONDS must be between 0.1 and {MAX_WATCH_S:g}, got {args[-1]}", EXIT_USAGE)
+    return (names[0] if names else None), every_s
+
+
+def _is_number(text: str) -> bool:
+    try:
+        float(text)
+    except ValueError:
+        return False
+    return True
+
+
+def _console() -> Any:
+    from rich.console import Console
+
+    return Console(no_color="NO_COLOR" in os.environ)
+
+
+def _print_status(report: Any, now: datetime, *, detail: bool, wide: bool) -> None:
     from stratmancer_jobs import render
 
-    if detail:
+    tty = sys.stdout.isatty() and not wide
+    if detail and tty:
+        _console().print(render.detail_view(report.jobs[0], now))
+    elif detail:
         typer.echo(render.job_detail(report.jobs[0], now), nl=False)
-    elif sys.stdout.isatty():
-        from rich.console import Console
-
-        render.print_table(report, Console(no_color="NO_COLOR" in os.environ), now)
+    elif tty:
+        render.print_table(report, _console(), now)
     else:
-        typer.echo(render.plain_table(report, now), nl=False)
+        typer.echo(render.plain_table(report, now, wide=wide), nl=False)
+
+
+def _watch(report_now: Any, *, detail: bool, every_s: float) -> NoReturn:
+    """Redraw the table (or one job) in place every ``every_s`` seconds; Ctrl-C ends it with exit 0."""
+    import time
+
+    from rich.live import Live
+
+    from stratmancer_jobs import render
+
+    console = _console()
+
+    def frame() -> Any:
+        report, now = report_now()
+        if detail:
+            return render.detail_view(report.jobs[0], now)
+        return render.watch_frame(report, now, console.width, every_s)
+
+    try:
+        with Live(frame(), console=console, auto_refresh=False, redirect_stderr=False) as live:
+            while True:
+                time.sleep(every_s)
+                live.update(frame(), refresh=True)
+    except KeyboardInterrupt:
+        pass
+    raise typer.Exit(EXIT_OK)
 
 
 @app.command("crontab")
@@ -241,7 +332,7 @@ def main() -> None:
     """Console-script entry point."""
     _degrade_streams()
     try:
-        app()
+        app(prog_name="stratmancer-jobs")  # also under `python -m`: usage text and _STRATMANCER_JOBS_COMPLETE
     except StratmancerError as exc:  # a job-table lookup or config error outside a command body
         typer.echo(f"error: {exc}", err=True)
         sys.exit(exc.exit_code)

@@ -85,6 +85,11 @@ class Layout:
         """One lock per job: a second run of the same job is skipped while it is held."""
         return self.lock_dir / f"{job_id}.lock"
 
+    def job_progress(self, job_id: str) -> Path:
+        """A running job's progress (files and bytes done of total), for ``status --watch``; read without a
+        lock, written atomically at most once a second and removed when the run ends."""
+        return self.state_dir / "progress" / f"{job_id}.json"
+
     @property
     def history_cache_dir(self) -> Path:
         return self.state_dir / "history_cache"

@@ -1,91 +1,309 @@
-"""Turning a StatusReport into text: a rich table on a terminal, plain columns under cron or pipes."""
+"""Turning a StatusReport into text: a rich table on a terminal, plain columns under cron or pipes.
+
+The table is one line per job at any width: every cell is ``no_wrap`` with an ellipsis, columns are
+dropped by priority when the terminal is narrow and gained (absolute times, the last error) when it is
+wide. The English schedule text, the long name and the full error belong to ``job_detail``.
+rich is imported only inside the functions that draw with it (plain output under cron never loads it).
+"""
 
 from __future__ import annotations
 
+import statistics
+from collections.abc import Callable
+from dataclasses import dataclass
 from datetime import datetime
 from typing import TYPE_CHECKING
 
 from stratmancer_jobs.clock import parse_iso
+from stratmancer_jobs.health import CRITICAL, WARNING
 from stratmancer_jobs.state import RECENT_RUNS, JobRecord
 from stratmancer_jobs.status import JobStatus, StatusReport
 
 if TYPE_CHECKING:
-    from rich.console import Console
+    from rich.console import Console, RenderableType
+    from rich.table import Table
+    from rich.text import Text
 
-HEALTH_STYLE = {"ok": "green", "running": "cyan", "late": "yellow", "failing": "bold red", "never run": "dim"}
+HEALTH_STYLE = {
+    "ok": "green",
+    "running": "cyan",
+    "late": "yellow",
+    "failing": "bold red",
+    "never run": "dim",
+}
+UNKNOWN_STYLE = "yellow"  # a state this module does not know (e.g. "warning"): worth a look, not an alarm
 RUN_MARK = {"success": "ok", "error": "FAIL", "skipped": "skip"}
+RUN_STYLE = {"success": "green", "error": "bold red", "skipped": "yellow"}
+STRIP_RUNS = 8  # runs in the table's recent strip, oldest first
+STRIP_PLAIN = {"success": "+", "error": "x", "skipped": "-"}
+STRIP_TTY = {"success": "●", "error": "✗", "skipped": "○"}
+PLAIN_WIDTH = 120  # the plain table's line limit (without --wide): the last error is cut to fit
+MIN_ERROR_WIDTH = 12  # narrower than this, the last-error column is not worth showing
+ERROR_FIRST_WIDTH = 30  # the last error gets this much room before the absolute times are added
+MIN_STRIP = 3  # the recent strip shrinks (keeping the newest runs) down to this before it is dropped
 
 
-def _when(value: object, zone_now: datetime) -> str:
-    moment = parse_iso(value)
+# --- cell text -------------------------------------------------------------------------------------
+
+
+def _span(seconds: float) -> str:
+    s = int(max(0.0, seconds))
+    if s < 60:
+        return f"{s}s"
+    if s < 3600:
+        return f"{s // 60}m"
+    if s < 172800:
+        return f"{s // 3600}h"
+    return f"{s // 86400}d"
+
+
+def relative(moment: datetime | None, now: datetime) -> str:
+    """ "in 42m" for the future, "3m ago" for the past, "-" for never."""
     if moment is None:
         return "-"
-    return moment.astimezone(zone_now.tzinfo).strftime("%Y-%m-%d %H:%M:%S")
+    delta = (moment - now).total_seconds()
+    return f"in {_span(delta)}" if delta >= 0 else f"{_span(-delta)} ago"
+
+
+def took(value: object) -> str:
+    """A run's duration, short: 0.04s, 12s, 1m12s, 2h05m."""
+    if not isinstance(value, (int, float)) or isinstance(value, bool):
+        return "-"
+    if value < 10:
+        return f"{value:.2f}s"
+    s = int(value)
+    if s < 60:
+        return f"{s}s"
+    if s < 3600:
+        return f"{s // 60}m{s % 60:02d}s"
+    return f"{s // 3600}h{(s % 3600) // 60:02d}m"
 
 
 def _duration(value: object) -> str:
     return f"{value:.2f}s" if isinstance(value, (int, float)) else "-"
 
 
+def _iso(moment: datetime | None, now: datetime, *, seconds: bool) -> str:
+    if moment is None:
+        return "-"
+    text = moment.astimezone(now.tzinfo).isoformat(timespec="seconds" if seconds else "minutes")
+    return text[:-6] + "Z" if text.endswith("+00:00") else text
+
+
+def _local(moment: datetime | None, now: datetime) -> str:
+    return "-" if moment is None else moment.astimezone(now.tzinfo).strftime("%Y-%m-%d %H:%M")
+
+
+def _last_run(job: JobStatus) -> datetime | None:
+    return parse_iso(job.record.last_finished or job.record.last_started)
+
+
+def state_cell(job: JobStatus) -> str:
+    """Health and result in one cell: "ok", "failing x3", "late 2h", "running 72s 45%"."""
+    cell = job.health.cell
+    p = job.progress
+    if p is not None and p.bytes_total:
+        cell += f" {100 * p.bytes_done // p.bytes_total}%"
+    elif p is not None and p.files_total:
+        cell += f" {p.files_done}/{p.files_total}"
+    return cell
+
+
+def state_style(job: JobStatus) -> str:
+    if job.health.level >= CRITICAL:
+        return "bold red"
+    style = HEALTH_STYLE.get(job.health.state, UNKNOWN_STYLE)
+    if job.health.level >= WARNING and style in ("green", "cyan"):  # killed, over its limit, clock skew
+        return UNKNOWN_STYLE
+    return style
+
+
 def recent(record: JobRecord, limit: int = 10) -> str:
     return " ".join(RUN_MARK.get(str(r.status), "?") for r in record.runs[-limit:]) or "-"
 
 
-def _cells(job: JobStatus, now: datetime) -> list[str]:
-    r = job.record
-    return [
-        job.spec.id,
-        job.spec.name,
-        f"{job.schedule} ({job.schedule_text})",
-        job.next_run.astimezone(now.tzinfo).strftime("%Y-%m-%d %H:%M"),
-        _when(r.last_finished or r.last_started, now),
-        str(r.last_status or "-"),
-        job.health.cell,
-        _duration(r.last_duration_s),
-        f"{r.success_count}/{r.error_count}/{r.skipped_count}",
-        recent(r),
-        str(r.last_error_message or "-"),
-    ]
+def _strip(record: JobRecord, marks: dict[str, str]) -> str:
+    return "".join(marks.get(str(r.status), "?") for r in record.runs[-STRIP_RUNS:]) or "-"
 
 
-HEADERS = [
-    "job",
-    "name",
-    "schedule",
-    "next run",
-    "last run",
-    "result",
-    "health",
-    "duration",
-    "ok/err/skip",
-    "recent",
-    "last error",
-]
+def _one_line(text: object) -> str:
+    return " ".join(str(text).split()) if text else "-"
 
 
-def print_table(report: StatusReport, console: Console, now: datetime) -> None:
-    """Rich table for a terminal, coloured by health."""
+# --- the columns -----------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Column:
+    key: str
+    header: str
+    tty: Callable[[JobStatus, datetime], str]
+    plain: Callable[[JobStatus, datetime, bool], str]
+    right: bool = False
+
+
+COLUMNS = (
+    Column("job", "job", lambda j, n: j.spec.command, lambda j, n, w: j.spec.command),
+    Column("schedule", "schedule", lambda j, n: j.schedule, lambda j, n, w: j.schedule),
+    Column(
+        "next",
+        "next",
+        lambda j, n: relative(j.next_run, n),
+        lambda j, n, w: _iso(j.next_run, n, seconds=w),
+    ),
+    Column("next_at", "next at", lambda j, n: _local(j.next_run, n), lambda j, n, w: ""),
+    Column(
+        "last",
+        "last",
+        lambda j, n: relative(_last_run(j), n),
+        lambda j, n, w: _iso(_last_run(j), n, seconds=w),
+    ),
+    Column("last_at", "last at", lambda j, n: _local(_last_run(j), n), lambda j, n, w: ""),
+    Column("state", "state", lambda j, n: state_cell(j), lambda j, n, w: state_cell(j)),
+    Column(
+        "took",
+        "took",
+        lambda j, n: took(j.record.last_duration_s),
+        lambda j, n, w: took(j.record.last_duration_s),
+        right=True,
+    ),
+    Column(
+        "runs",
+        "runs",
+        lambda j, n: f"{j.record.success_count}/{j.record.error_count}/{j.record.skipped_count}",
+        lambda j, n, w: f"{j.record.success_count}/{j.record.error_count}/{j.record.skipped_count}",
+        right=True,
+    ),
+    Column(
+        "recent",
+        "recent",
+        lambda j, n: _strip(j.record, STRIP_TTY),
+        lambda j, n, w: _strip(j.record, STRIP_PLAIN),
+    ),
+    Column(
+        "error",
+        "last error",
+        lambda j, n: _one_line(j.record.last_error_message),
+        lambda j, n, w: _one_line(j.record.last_error_message),
+    ),
+)
+BY_KEY = {c.key: c for c in COLUMNS}
+BASE = ("job", "schedule", "next", "last", "state", "took", "runs", "recent")
+DROP_ORDER = ("recent", "runs", "took", "schedule", "last", "next")  # first dropped when too narrow
+EXTRAS = ("last_at", "next_at")  # gained, in this order, when there is room
+
+
+def _cell_len(text: str) -> int:
+    from rich.cells import cell_len
+
+    return cell_len(text)
+
+
+def choose_columns(cells: dict[str, list[str]], width: int) -> dict[str, int]:
+    """Which columns fit ``width`` (one space between columns) and how wide each is, in table order."""
+    natural = {k: max([_cell_len(BY_KEY[k].header)] + [_cell_len(c) for c in cells[k]]) for k in cells}
+    keys = list(BASE)
+
+    def used(ks: list[str]) -> int:
+        return sum(natural[k] for k in ks) + len(ks) - 1
+
+    over = used(keys) - width
+    if over > 0:  # the newest runs matter most: shorten the strip before dropping anything
+        natural["recent"] = max(MIN_STRIP, natural["recent"] - over)
+    for key in DROP_ORDER:
+        if used(keys) <= width:
+            break
+        keys.remove(key)
+    has_error = any(c != "-" for c in cells["error"])
+    reserve = ERROR_FIRST_WIDTH + 1 if has_error else 0
+    for key in EXTRAS:
+        if width - used([*keys, key]) >= reserve:
+            keys.append(key)
+    widths = {k: natural[k] for k in keys}
+    room = width - used(keys) - 1
+    if has_error and room >= MIN_ERROR_WIDTH:
+        widths["error"] = min(room, natural["error"])
+    return {c.key: widths[c.key] for c in COLUMNS if c.key in widths}
+
+
+def table(report: StatusReport, now: datetime, width: int) -> Table:
+    """The status table for a terminal ``width`` columns wide: one line per job, no cell wrapped."""
     from rich.table import Table
     from rich.text import Text
 
-    table = Table(title="stratmancer-jobs", show_lines=False)
-    for header in HEADERS:
-        table.add_column(header, overflow="fold")
-    for job in report.jobs:
-        cells = _cells(job, now)
-        style = HEALTH_STYLE.get(job.health.state, "")
-        row: list[str | Text] = list(cells)
-        row[6] = Text(cells[6], style=style)
-        table.add_row(*row)
-    console.print(table)
+    cells = {c.key: [c.tty(job, now) for job in report.jobs] for c in COLUMNS}
+    widths = choose_columns(cells, width)
+    w_recent = widths.get("recent", 0)
+    out = Table(box=None, padding=(0, 1, 0, 0), pad_edge=False, header_style="bold", expand=False)
+    for key, w in widths.items():
+        col = BY_KEY[key]
+        out.add_column(
+            col.header, width=w, no_wrap=True, overflow="ellipsis", justify="right" if col.right else "left"
+        )
+    for i, job in enumerate(report.jobs):
+        row: list[str | Text] = []
+        for key in widths:
+            if key == "state":
+                row.append(Text(cells[key][i], style=state_style(job)))
+            elif key == "recent":
+                row.append(_strip_text(job.record, w_recent))
+            elif key == "error":
+                row.append(Text(cells[key][i], style="red" if cells[key][i] != "-" else ""))
+            else:
+                row.append(cells[key][i])
+        out.add_row(*row)
+    return out
 
 
-def plain_table(report: StatusReport, now: datetime) -> str:
-    """The same columns as plain, aligned text (for cron mail, pipes and logs)."""
-    rows = [HEADERS] + [_cells(job, now) for job in report.jobs]
-    widths = [max(len(row[i]) for row in rows) for i in range(len(HEADERS))]
-    lines = ["  ".join(cell.ljust(widths[i]) for i, cell in enumerate(row)).rstrip() for row in rows]
+def _strip_text(record: JobRecord, limit: int) -> Text:
+    from rich.text import Text
+
+    strip = Text()
+    for run in record.runs[-limit:]:
+        status = str(run.status)
+        strip.append(STRIP_TTY.get(status, "?"), style=RUN_STYLE.get(status, UNKNOWN_STYLE))
+    return strip if strip.plain else Text("-")
+
+
+def print_table(report: StatusReport, console: Console, now: datetime) -> None:
+    """Rich table for a terminal, coloured by state, fitted to the console's width."""
+    console.print(table(report, now, console.width))
+
+
+def watch_frame(report: StatusReport, now: datetime, width: int, every_s: float) -> RenderableType:
+    """One frame of ``status --watch``: a dim heading line and the table."""
+    from rich.console import Group
+    from rich.text import Text
+
+    heading = Text(f"{now:%Y-%m-%d %H:%M:%S}  every {every_s:g}s, Ctrl-C to stop", style="dim")
+    return Group(heading, table(report, now, width))
+
+
+# --- plain text ------------------------------------------------------------------------------------
+
+
+def _cut(text: str, width: int) -> str:
+    if len(text) <= width:
+        return text
+    return text[: max(0, width - 1)] + "…"
+
+
+def plain_table(report: StatusReport, now: datetime, *, wide: bool = False) -> str:
+    """The same columns as plain, aligned text (cron mail, pipes, logs): absolute ISO times, one line
+    per job, at most PLAIN_WIDTH characters with the last error cut (``wide``: nothing cut)."""
+    keys = [k for k in (*BASE, "error")]
+    rows = [[BY_KEY[k].header for k in keys]]
+    rows += [[BY_KEY[k].plain(job, now, wide) for k in keys] for job in report.jobs]
+    widths = [max(len(row[i]) for row in rows) for i in range(len(keys))]
+    if not wide:
+        room = PLAIN_WIDTH - sum(widths[:-1]) - (len(keys) - 1)
+        for row in rows[1:]:
+            row[-1] = _cut(row[-1], max(1, room))
+    lines = [" ".join(cell.ljust(widths[i]) for i, cell in enumerate(row)).rstrip() for row in rows]
     return "\n".join(lines) + "\n"
+
+
+# --- one job ---------------------------------------------------------------------------------------
 
 
 def job_detail(job: JobStatus, now: datetime) -> str:
@@ -97,6 +315,7 @@ def job_detail(job: JobStatus, now: datetime) -> str:
         f"  schedule        {job.schedule} ({job.schedule_text})",
         f"  next run        {job.next_run.isoformat()}",
         f"  health          {job.health.state} ({job.health.detail})",
+        *([f"  progress        {_progress_text(job)}"] if job.progress else []),
         f"  last status     {r.last_status or '-'}",
         f"  last started    {r.last_started or '-'}",
         f"  last finished   {r.last_finished or '-'}",
@@ -112,6 +331,13 @@ def job_detail(job: JobStatus, now: datetime) -> str:
     return "\n".join(lines) + "\n"
 
 
+def _progress_text(job: JobStatus) -> str:
+    p = job.progress
+    if p is None:
+        return "-"
+    return f"{p.files_done}/{p.files_total} files, {p.bytes_done:,}/{p.bytes_total:,} bytes"
+
+
 def recent_runs_lines(record: JobRecord, limit: int = RECENT_RUNS) -> list[str]:
     """One line per stored run, the last ``limit`` only."""
     return [
@@ -119,3 +345,55 @@ def recent_runs_lines(record: JobRecord, limit: int = RECENT_RUNS) -> list[str]:
         f"{_duration(run.duration_s):>8}  {run.summary or ''}"
         for run in record.runs[-limit:]
     ]
+
+
+def detail_view(job: JobStatus, now: datetime) -> RenderableType:
+    """``status JOB`` on a terminal: the facts as a key/value block, the recent runs as a small table."""
+    from rich.console import Group
+    from rich.table import Table
+    from rich.text import Text
+
+    r = job.record
+    facts = Table.grid(padding=(0, 2))
+    facts.add_column(style="bold", no_wrap=True)
+    facts.add_column(overflow="fold")
+    rows: list[tuple[str, str | Text]] = [
+        ("job", f"{job.spec.id} ({job.spec.command})"),
+        ("name", job.spec.name),
+        ("schedule", f"{job.schedule} ({job.schedule_text})"),
+        ("next run", f"{job.next_run.isoformat()} ({relative(job.next_run, now)})"),
+        ("state", Text(state_cell(job), style=state_style(job))),
+        ("health", job.health.detail),
+    ]
+    if job.progress is not None:
+        rows.append(("progress", _progress_text(job)))
+    rows += [
+        ("last run", f"{r.last_finished or r.last_started or '-'} ({relative(_last_run(job), now)})"),
+        ("last status", Text(str(r.last_status or "-"), style=RUN_STYLE.get(str(r.last_status), ""))),
+        ("last success", r.last_success or "-"),
+        ("last error", r.last_error or "-"),
+        ("error message", Text(r.last_error_message or "-", style="red" if r.last_error_message else "")),
+        ("duration", took(r.last_duration_s)),
+        ("summary", r.last_summary or "-"),
+        ("counts", f"success {r.success_count}, error {r.error_count}, skipped {r.skipped_count}"),
+    ]
+    for key, value in rows:
+        facts.add_row(key, value)
+    runs = Table(title=f"recent runs ({len(r.runs[-RECENT_RUNS:])}, oldest first)", title_justify="left")
+    runs.add_column("started", no_wrap=True)
+    runs.add_column("result", no_wrap=True)
+    runs.add_column("took", justify="right", no_wrap=True)
+    runs.add_column("summary", overflow="fold")
+    durations = [d for d in (run.duration_s for run in r.runs) if isinstance(d, (int, float))]
+    slow = 2 * statistics.median(durations) if durations else float("inf")
+    for run in r.runs[-RECENT_RUNS:]:
+        status = str(run.status)
+        d = run.duration_s
+        d_style = "yellow" if isinstance(d, (int, float)) and d > slow else "dim"
+        runs.add_row(
+            str(run.started),
+            Text(RUN_MARK.get(status, "?"), style=RUN_STYLE.get(status, UNKNOWN_STYLE)),
+            Text(took(d), style=d_style),
+            run.summary or "",
+        )
+    return Group(facts, Text(), runs)

@@ -22,7 +22,7 @@ from typing import Any, Literal
 
 from filelock import FileLock, Timeout
 
-from stratmancer_jobs.atomicio import make_dirs
+from stratmancer_jobs.atomicio import atomic_write_json, make_dirs
 from stratmancer_jobs.clock import parse_iso, utc_now
 from stratmancer_jobs.config import MAX_TIMEOUT_S, Settings
 from stratmancer_jobs.errors import (
@@ -35,7 +35,7 @@ from stratmancer_jobs.errors import (
     StorageError,
     StratmancerError,
 )
-from stratmancer_jobs.jobs import JobContext, ProgressSink, load_job
+from stratmancer_jobs.jobs import JobContext, Progress, ProgressSink, load_job
 from stratmancer_jobs.jobtable import JobSpec
 from stratmancer_jobs.logs import redact
 from stratmancer_jobs.schedule import is_due, next_run
@@ -112,6 +112,38 @@ def _time_limit(seconds: float) -> Iterator[None]:
         signal.setitimer(signal.ITIMER_REAL, 0)
         signal.signal(signal.SIGALRM, old_alarm)
         signal.signal(signal.SIGTERM, old_term)
+
+
+PROGRESS_EVERY_S = 1.0  # the progress file is rewritten at most this often (monotonic time)
+
+
+def _progress_recorder(path: Path, draw: ProgressSink | None) -> ProgressSink:
+    """Wrap the CLI's sink: also publish the progress to ``path`` for ``status --watch``, throttled.
+
+    The state file keeps the running marker; this file only says how far that run is. A write that
+    fails (full disk, read-only state) is dropped: progress is a courtesy, never a reason to fail.
+    """
+    last = -math.inf
+
+    def report(p: Progress) -> None:
+        nonlocal last
+        if draw is not None:
+            draw(p)
+        now = time.monotonic()
+        if now - last < PROGRESS_EVERY_S:
+            return
+        last = now
+        fields = {"files_done": p.files_done, "files_total": p.files_total}
+        fields.update(bytes_done=p.bytes_done, bytes_total=p.bytes_total, pid=os.getpid())
+        with contextlib.suppress(StratmancerError):
+            atomic_write_json(path, fields)
+
+    return report
+
+
+def _clear_progress(path: Path) -> None:
+    with contextlib.suppress(OSError):
+        path.unlink(missing_ok=True)
 
 
 def _extra(spec: JobSpec, event: str, **fields: Any) -> dict[str, Any]:
@@ -269,13 +301,21 @@ def _run_locked(
     error: str | None = None
     exit_code = EXIT_OK
     interrupted = False
+    progress_file = settings.layout.job_progress(spec.id)
     try:
         with _time_limit(limit):
             func = load_job(spec)
             ctx = JobContext(
-                settings=settings, now=started, log=log.getChild(spec.id), options=options, progress=progress
+                settings=settings,
+                now=started,
+                log=log.getChild(spec.id),
+                options=options,
+                progress=_progress_recorder(progress_file, progress),
             )
-            result = func(ctx)
+            try:
+                result = func(ctx)
+            finally:
+                _clear_progress(progress_file)
         summary, metrics = result.summary, dict(result.metrics)
     except PartialFailure as exc:  # part of the work was done: its summary and metrics are recorded too
         summary, metrics = exc.summary, dict(exc.metrics)

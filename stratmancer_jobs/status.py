@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
@@ -10,6 +11,7 @@ from typing import Any
 from stratmancer_jobs.config import Settings
 from stratmancer_jobs.errors import StateError
 from stratmancer_jobs.health import CRITICAL, OK, WARNING, Health, compute_health
+from stratmancer_jobs.jobs import Progress
 from stratmancer_jobs.jobtable import JOBS, JobSpec
 from stratmancer_jobs.procs import marker_alive
 from stratmancer_jobs.schedule import describe, next_run
@@ -24,6 +26,7 @@ class JobStatus:
     next_run: datetime
     record: JobRecord
     health: Health
+    progress: Progress | None = None  # a live run's last published progress (not in --json)
 
     def as_json(self) -> dict[str, Any]:
         """The ``status --json`` object; fields never set are null."""
@@ -98,7 +101,21 @@ def build_report(
                 schedule_text=describe(schedule.schedule),
                 next_run=next_run(schedule.schedule, settings.timezone, now),
                 record=record,
-                health=compute_health(record, schedule, settings.timezone, now, alive),
+                health=(health := compute_health(record, schedule, settings.timezone, now, alive)),
+                progress=read_progress(settings, spec) if health.state == "running" else None,
             )
         )
     return StatusReport(rows, state_error)
+
+
+def read_progress(settings: Settings, spec: JobSpec) -> Progress | None:
+    """The running job's progress file, read without a lock (it is replaced atomically); None if absent
+    or not what the runner writes."""
+    try:
+        data = json.loads(settings.layout.job_progress(spec.id).read_bytes())
+        values = [data[k] for k in ("files_done", "files_total", "bytes_done", "bytes_total")]
+    except (OSError, ValueError, TypeError, KeyError):
+        return None
+    if not all(type(v) is int and v >= 0 for v in values):
+        return None
+    return Progress(*values)

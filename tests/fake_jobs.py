@@ -49,3 +49,15 @@ def swallowed(ctx: JobContext) -> JobResult:
     """Spend the time limit inside a finalizer, where Python swallows the timeout, then succeed."""
     _SlowFinalizer(float(ctx.options.get("seconds", 2)))  # dropped at once: __del__ runs here
     return JobResult(summary="finished as if nothing happened")
+
+
+def progressing(ctx: JobContext) -> JobResult:
+    """Report progress every 0.2 s for ``options['seconds']`` (default 30), as refresh-history does."""
+    from stratmancer_jobs.jobs import Progress
+
+    steps = int(float(ctx.options.get("seconds", 30)) / 0.2)
+    for i in range(steps + 1):
+        if ctx.progress is not None:
+            ctx.progress(Progress(i, steps, i * 100, steps * 100))
+        time.sleep(0.2)
+    return JobResult(summary="progressed")
