@@ -357,3 +357,39 @@ def test_other_files_are_ignored_and_said_so_at_debug(seeded: Path, caplog: pyte
     ignored = [message for message in messages if "ignoring" in message]
     assert len(ignored) == 3
     assert any("matches_WOOD.json" in message for message in ignored)
+
+
+def test_entries_of_unchanged_files_are_carried_over(root: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Only the tiers and groups whose files changed are recomputed; the others are the previous
+    index's bytes, and the whole index is still byte-identical to a full rebuild. An index that no
+    longer matches the manifest's digest is not trusted."""
+    from stratmancer_jobs.jobs.history import plan as plan_module
+    from tests.history_fixtures import full_rebuild_bytes, index_bytes
+
+    picks = [1, 2, 3, 4, 5, 6, 7, 8, 9, 10]
+    games = [match(f"G{i}", picks[:5], picks[5:], i % 3 == 0) for i in range(8)]
+    write_array(root, "GOLD", games)
+    write_array(root, "DIAMOND", [match(f"D{i}", picks[5:], picks[:5], i % 2 == 0) for i in range(8)])
+    refresh(root)
+    built: list[int] = []
+    real = plan_module.build_entry
+
+    def counting(*args: object, **kwargs: object) -> object:
+        built.append(1)
+        return real(*args, **kwargs)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(plan_module, "build_entry", counting)
+    write_array(root, "GOLD", [*games, match("G9", picks[:5], picks[5:], False)])
+    refresh(root)
+    assert len(built) == 2  # GOLD and MID; DIAMOND and HIGH carried over
+    assert index_bytes(root) == full_rebuild_bytes(root, root.parent / "scratch")
+
+    index = root / "ml_pipeline" / "history_index.json"
+    tampered = index.read_bytes().replace(b'"n_matches": 8', b'"n_matches": 7')
+    index.write_bytes(tampered)
+    built.clear()
+    more = [match("G9", picks[:5], picks[5:], False), match("G10", picks[:5], picks[5:], True)]
+    write_array(root, "GOLD", [*games, *more])
+    refresh(root)
+    assert len(built) == 4  # the index does not match the manifest: nothing is carried over
+    assert index_bytes(root) == full_rebuild_bytes(root, root.parent / "scratch2")

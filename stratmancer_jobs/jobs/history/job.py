@@ -21,7 +21,14 @@ from stratmancer_jobs.errors import InputError, PartialFailure
 from stratmancer_jobs.jobs import JobContext, JobResult, ProgressSink
 from stratmancer_jobs.jobs.history import cache, sources
 from stratmancer_jobs.jobs.history.plan import plan, render_index
-from stratmancer_jobs.jobs.history.read import GroupRun, Previous, Reader, process_group, unchanged
+from stratmancer_jobs.jobs.history.read import (
+    GroupRun,
+    Previous,
+    Reader,
+    carried,
+    process_group,
+    unchanged,
+)
 from stratmancer_jobs.jobs.history.records import DUPLICATE, INVALID_REASONS
 from stratmancer_jobs.jobs.history.tiers import GROUPS, TIERS
 from stratmancer_jobs.jobs.history.write import sidecar, write_outputs
@@ -96,7 +103,8 @@ def refresh_history(
         log.info("history: %s: %d invalid records skipped (%s)", path, counts.total(), reasons)
 
     errors = [msg for run in runs.values() for msg in run.errors.values()]
-    jobs, skipped = plan(runs, files, Previous(layout.history_index, log).entry)
+    kept = {} if full else carried(manifest, files, limits, layout)  # entries whose files are unchanged
+    jobs, skipped = plan(runs, files, Previous(layout.history_index, log).entry, kept)
     if not jobs:
         if errors:
             raise InputError("no usable data: " + "; ".join(errors))

@@ -6,8 +6,11 @@ Pure apart from ``split_map``, which builds and renders the entries on the secon
 from __future__ import annotations
 
 from collections import Counter
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
 from functools import partial
+
+import msgspec
 
 from stratmancer_jobs.config import HistorySettings
 from stratmancer_jobs.jobs.history.aggregate import (
@@ -24,14 +27,28 @@ from stratmancer_jobs.jobs.history.read import GroupRun
 from stratmancer_jobs.jobs.history.sources import SourceFile
 from stratmancer_jobs.jobs.history.tiers import GROUPS
 
-# An entry to write: kept as it was (a tier with a bad file), or computed from counts (in any process).
-Job = Entry | Callable[[], tuple[Counts, list[int]]]
+
+@dataclass(frozen=True)
+class Carried:
+    """An entry taken byte for byte from the previous index (its files are unchanged since)."""
+
+    fragment: bytes
+
+
+# An entry to write: kept as it was (a tier with a bad file), carried over from the previous index
+# (unchanged files), or computed from counts (in any process).
+Job = Entry | Carried | Callable[[], tuple[Counts, list[int]]]
 
 
 def plan(
-    runs: dict[str, GroupRun], files: list[SourceFile], previous: Callable[[str], Entry | None]
+    runs: dict[str, GroupRun],
+    files: list[SourceFile],
+    previous: Callable[[str], Entry | None],
+    carried: Mapping[str, bytes | None] | None = None,
 ) -> tuple[dict[str, Job], Counter[str]]:
-    """What goes in the new index: the previous entry of every tier (and group) with a bad file."""
+    """What goes in the new index: the previous entry of every tier (and group) with a bad file, the
+    previous bytes of every one whose files are unchanged (``carried``), fresh entries for the rest."""
+    carried = carried or {}
     jobs: dict[str, Job] = {}
     skipped: Counter[str] = Counter()
     present = {f.tier for f in files}
@@ -47,12 +64,18 @@ def plan(
                 kept = previous(tier)
                 if kept is not None:
                     jobs[tier] = kept
+            elif tier in carried:
+                if (fragment := carried[tier]) is not None:
+                    jobs[tier] = Carried(fragment)
             elif tier_state.counts.n:
                 jobs[tier] = partial(_tier_counts, state, tier)
         if bad_tiers:
             kept = previous(group)
             if kept is not None:
                 jobs[group] = kept
+        elif group in carried:
+            if (fragment := carried[group]) is not None:
+                jobs[group] = Carried(fragment)
         elif any(t.counts.n for t in state.tiers.values()):
             jobs[group] = partial(_group_counts, state)
     return jobs, skipped
@@ -67,6 +90,9 @@ def _group_counts(state: GroupState) -> tuple[Counts, list[int]]:
 
 
 def _entry_of(job: Job, thresholds: HistorySettings) -> Entry:
+    if isinstance(job, Carried):
+        entry: Entry = msgspec.json.decode(job.fragment)
+        return entry
     if callable(job):
         counts, keys = job()
         return build_entry(counts, keys, thresholds)
@@ -79,8 +105,9 @@ def render_index(
     """The index's bytes and each entry's sizes; entries are built and rendered on both cores."""
 
     def one(key: str) -> tuple[bytes | None, dict[str, int]]:
-        entry = _entry_of(jobs[key], thresholds)
-        return render_entry(entry), entry_stats(entry)
+        job = jobs[key]
+        entry = _entry_of(job, thresholds)
+        return (job.fragment if isinstance(job, Carried) else render_entry(entry)), entry_stats(entry)
 
     keys = sorted(jobs, key=lambda k: (k not in GROUPS, k))  # the heavier group entries first
     results = dict(zip(keys, split_map(one, keys, parallel=parallel), strict=True))

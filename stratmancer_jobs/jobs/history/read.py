@@ -15,9 +15,10 @@ from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Final
 
 import msgspec
+import xxhash
 
 from stratmancer_jobs.jobs import Progress, ProgressSink
 from stratmancer_jobs.jobs.history import cache, sources
@@ -27,6 +28,7 @@ from stratmancer_jobs.jobs.history.filestat import Buf, FileStat
 from stratmancer_jobs.jobs.history.incremental import Checkpoint, Rebuild, decode_file
 from stratmancer_jobs.jobs.history.records import Decoded, RecordsError
 from stratmancer_jobs.jobs.history.sources import SourceFile
+from stratmancer_jobs.jobs.history.tiers import GROUPS, TIERS, parse_tier_file
 from stratmancer_jobs.layout import Layout
 
 
@@ -210,3 +212,43 @@ class Previous:
             self._data = data if isinstance(data, dict) else {}
         value = self._data.get(key)
         return value if is_entry(value) else None
+
+
+_RAW_INDEX: Final = msgspec.json.Decoder(dict[str, msgspec.Raw])
+
+
+def carried(
+    manifest: cache.Manifest | None, files: list[SourceFile], thresholds: list[int], layout: Layout
+) -> dict[str, bytes | None]:
+    """Entries of the previous index that a full rebuild would write again byte for byte.
+
+    A tier's entry depends only on its own files, a group's only on its tiers' files (and both on
+    the thresholds). When every one of those files has exactly the stat the manifest vouches for (the
+    manifest is only written after a run without errors, for the index whose XXH3 digest it holds),
+    the entry's bytes are taken from that index as they are: no counting, no rates, no rendering.
+    Maps the key to its raw entry, or to None when that index had no entry for it (no valid record).
+    """
+    if manifest is None or manifest.thresholds != thresholds:
+        return {}
+    now = {f.name: f for f in files}
+    keys: list[str] = []
+    for key, members in (*((t, (t,)) for t in TIERS), *GROUPS.items()):
+        mine = {name for name, f in now.items() if f.tier in members}
+        before = {name for name in manifest.files if (parse_tier_file(name) or ("",))[0] in members}
+        if mine and mine == before and all(
+            now[name].error is None and now[name].stat == manifest.files[name] for name in mine
+        ):
+            keys.append(key)
+    if not keys:
+        return {}
+    try:
+        data = layout.history_index.read_bytes()
+    except OSError:
+        return {}
+    if len(data) != manifest.index_size or xxhash.xxh3_64_intdigest(data) != manifest.index_digest:
+        return {}
+    try:
+        raw = _RAW_INDEX.decode(data)
+    except msgspec.MsgspecError:
+        return {}
+    return {key: bytes(raw[key]) if key in raw else None for key in keys}
