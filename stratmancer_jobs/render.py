@@ -8,7 +8,6 @@ rich is imported only inside the functions that draw with it (plain output under
 
 from __future__ import annotations
 
-import statistics
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
@@ -384,6 +383,8 @@ def detail_view(job: JobStatus, now: datetime) -> RenderableType:
     runs.add_column("result", no_wrap=True)
     runs.add_column("took", justify="right", no_wrap=True)
     runs.add_column("summary", overflow="fold")
+    import statistics
+
     durations = [d for d in (run.duration_s for run in r.runs) if isinstance(d, (int, float))]
     slow = 2 * statistics.median(durations) if durations else float("inf")
     for run in r.runs[-RECENT_RUNS:]:
