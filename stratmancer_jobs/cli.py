@@ -132,9 +132,18 @@ IfDueOpt = Annotated[
         help="Run only if a scheduled time was missed since the last success (for @reboot lines).",
     ),
 ]
+NoHooksOpt = Annotated[
+    bool,
+    typer.Option(
+        "--no-hooks",
+        help="Do not run the job's on_change hooks (a change stays pending for the next run).",
+    ),
+]
 
 
-def _run(ctx: typer.Context, job: str, timeout: float | None, if_due: bool, **options: Any) -> None:
+def _run(
+    ctx: typer.Context, job: str, timeout: float | None, if_due: bool, no_hooks: bool, **options: Any
+) -> None:
     from stratmancer_jobs.progressbar import progress_sink
     from stratmancer_jobs.runner import run_job
 
@@ -143,7 +152,9 @@ def _run(ctx: typer.Context, job: str, timeout: float | None, if_due: bool, **op
     spec = find_job(job)
     log = logging.getLogger(LOGGER_NAME)
     with progress_sink(enabled=sys.stderr.isatty() and not g.quiet) as sink:
-        outcome = run_job(spec, settings, log=log, options=options, progress=sink, if_due=if_due)
+        outcome = run_job(
+            spec, settings, log=log, options=options, progress=sink, if_due=if_due, hooks=not no_hooks
+        )
     # quiet success under cron: the log lines say it all; a person at a terminal gets the summary line
     if not g.quiet and sys.stdout.isatty() and outcome.summary and outcome.status in ("success", "not_due"):
         typer.echo(outcome.summary)
@@ -158,21 +169,26 @@ def refresh_history(
     ] = False,
     timeout: TimeoutOpt = None,
     if_due: IfDueOpt = False,
+    no_hooks: NoHooksOpt = False,
 ) -> None:
     """Rebuild ml_pipeline/history_index.json from data/processed/ (hourly; incremental by default)."""
-    _run(ctx, "refresh_history_index", timeout, if_due, full=full)
+    _run(ctx, "refresh_history_index", timeout, if_due, no_hooks, full=full)
 
 
 @app.command("refresh-registry")
-def refresh_registry(ctx: typer.Context, timeout: TimeoutOpt = None, if_due: IfDueOpt = False) -> None:
+def refresh_registry(
+    ctx: typer.Context, timeout: TimeoutOpt = None, if_due: IfDueOpt = False, no_hooks: NoHooksOpt = False
+) -> None:
     """Validate model cards, pick the active model per elo, write the registry snapshot (every 5 min)."""
-    _run(ctx, "refresh_model_registry", timeout, if_due)
+    _run(ctx, "refresh_model_registry", timeout, if_due, no_hooks)
 
 
 @app.command("refresh-patch")
-def refresh_patch(ctx: typer.Context, timeout: TimeoutOpt = None, if_due: IfDueOpt = False) -> None:
+def refresh_patch(
+    ctx: typer.Context, timeout: TimeoutOpt = None, if_due: IfDueOpt = False, no_hooks: NoHooksOpt = False
+) -> None:
     """Find the current game patch from Data Dragon and write config/meta.json (daily 03:00)."""
-    _run(ctx, "refresh_patch_meta", timeout, if_due)
+    _run(ctx, "refresh_patch_meta", timeout, if_due, no_hooks)
 
 
 def _complete_job(incomplete: str) -> list[str]:

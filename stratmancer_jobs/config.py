@@ -11,7 +11,8 @@ Precedence, highest first: command-line flag > environment variable > ``config/j
 | Data Dragon URL | - | ``STRATMANCER_DDRAGON_URL`` | ``patch.base_url`` | the public Data Dragon host |
 | instant retry waits | - | ``STRATMANCER_RETRY_INSTANT=1`` | ``patch.instant_retries`` | false |
 
-Per-job keys live under ``[jobs.<job_id>]``: ``schedule``, ``grace_seconds``, ``timeout_seconds``.
+Per-job keys live under ``[jobs.<job_id>]``: ``schedule``, ``grace_seconds``, ``timeout_seconds``, and
+the change hooks ``[[jobs.<job_id>.on_change]]`` (parsed by ``hookspec.parse_hooks``).
 This module is the only place precedence is applied: the CLI passes the raw flag values (None when not
 given) and the environment mapping to ``load_settings``; Typer never reads the environment itself, and
 core modules never read ``os.environ``.
@@ -29,6 +30,7 @@ from typing import Any, TypeVar
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from stratmancer_jobs.errors import ConfigError
+from stratmancer_jobs.hookspec import HookSpec, parse_hooks
 from stratmancer_jobs.jobtable import JOBS, JobSpec
 from stratmancer_jobs.layout import Layout
 from stratmancer_jobs.logs import secret_values
@@ -67,7 +69,8 @@ class PatchSettings:
     base_url: str = DEFAULT_DDRAGON_URL
     region: str = "na"
     cross_check: bool = False
-    default_patch: str = "15.20"
+    # written with source "fallback" when no valid patch is known at all; opt-in (None: write nothing)
+    default_patch: str | None = None
     connect_timeout_s: float = 5.0
     read_timeout_s: float = 20.0
     max_attempts: int = 4
@@ -79,12 +82,36 @@ class PatchSettings:
 
 
 @dataclass(frozen=True)
+class RegistrySettings:
+    # the app (predict.load_model) refuses a model without its calibrator_{elo}_{timestamp}.pkl
+    require_calibrator: bool = True
+
+
+@dataclass(frozen=True)
+class DeploySettings:
+    """Defaults for the generated systemd timers and Kubernetes CronJobs (flags override them)."""
+
+    randomized_delay_s: int = 0  # systemd RandomizedDelaySec (0 = off)
+    accuracy_s: int = 1  # systemd AccuracySec
+    namespace: str = "stratmancer"
+    image: str = "stratmancer-jobs:latest"
+    pvc: str = "stratmancer-data"
+    secret_name: str | None = None  # a Secret whose keys become the jobs' environment (by reference)
+
+
+PATCH_JOB_ID = "refresh_patch_meta"  # the one job whose hooks may use {patch} and {previous_patch}
+
+
+@dataclass(frozen=True)
 class Settings:
     layout: Layout
     timezone: ZoneInfo
     jobs: Mapping[str, JobSchedule]
     history: HistorySettings = field(default_factory=HistorySettings)
     patch: PatchSettings = field(default_factory=PatchSettings)
+    registry: RegistrySettings = field(default_factory=RegistrySettings)
+    # jobs.<id>.on_change, per job id (absent: no hooks)
+    hooks: Mapping[str, tuple[HookSpec, ...]] = field(default_factory=dict)
     metrics_file: Path | None = None
     # the --timeout flag of this run (None: each job's timeout_seconds); see time_limit()
     run_timeout_s: float | None = None
@@ -92,6 +119,12 @@ class Settings:
     # values of secret-looking environment variables, scrubbed from every log line, state field and
     # message; repr=False keeps them out of tracebacks and reprs
     redact_values: tuple[str, ...] = field(default=(), repr=False)
+    # the process environment handed in by the CLI (env:NAME hook headers, hook commands' environment)
+    env: Mapping[str, str] = field(default_factory=dict, repr=False)
+
+    def job_hooks(self, spec: JobSpec) -> tuple[HookSpec, ...]:
+        """The job's ``on_change`` hooks, in the order written (empty when none are configured)."""
+        return self.hooks.get(spec.id, ())
 
     def job(self, spec: JobSpec) -> JobSchedule:
         return self.jobs[spec.id]
@@ -202,6 +235,30 @@ def _job_schedules(data: Mapping[str, Any]) -> dict[str, JobSchedule]:
     return result
 
 
+def _hooks(data: Mapping[str, Any]) -> dict[str, tuple[HookSpec, ...]]:
+    """Every job's ``[[jobs.<id>.on_change]]``; URL placeholders ``{patch}`` and ``{previous_patch}``
+    only for the patch job (the others have no patch to fill in)."""
+    jobs_table = _table(data, "jobs", "")
+    result: dict[str, tuple[HookSpec, ...]] = {}
+    for spec in JOBS:
+        table = _table(jobs_table, spec.id, "jobs.")
+        placeholders = ("job_id", "patch", "previous_patch") if spec.id == PATCH_JOB_ID else ("job_id",)
+        hooks = parse_hooks(spec.id, table.get("on_change"), placeholders)
+        if hooks:
+            result[spec.id] = hooks
+    return result
+
+
+def _registry(data: Mapping[str, Any]) -> RegistrySettings:
+    table = _table(data, "registry", "")
+    d = RegistrySettings()
+    settings = RegistrySettings(
+        require_calibrator=_typed(table, "require_calibrator", "registry.", bool, d.require_calibrator)
+    )
+    _reject_unknown(table, "registry.", set(RegistrySettings.__dataclass_fields__))
+    return settings
+
+
 def _history(data: Mapping[str, Any]) -> HistorySettings:
     table = _table(data, "history", "")
     defaults = HistorySettings()
@@ -225,10 +282,10 @@ def _patch(data: Mapping[str, Any], env: Mapping[str, str]) -> PatchSettings:
     base_url = env.get("STRATMANCER_DDRAGON_URL") or _typed(table, "base_url", w, str, d.base_url)
     if not base_url.startswith(("http://", "https://")):
         raise ConfigError(f"config key patch.base_url must be an http(s) URL, got {base_url!r}")
-    default_patch = _typed(table, "default_patch", w, str, d.default_patch)
+    default_patch = _typed(table, "default_patch", w, str, "") if "default_patch" in table else None
     from stratmancer_jobs.patchver import parse_patch
 
-    if parse_patch(default_patch) is None:
+    if default_patch is not None and parse_patch(default_patch) is None:
         raise ConfigError(f"config key patch.default_patch must look like 16.23, got {default_patch!r}")
     instant = _typed(table, "instant_retries", w, bool, d.instant_retries)
     if "STRATMANCER_RETRY_INSTANT" in env:
@@ -310,7 +367,7 @@ def load_settings(
     data = _read_toml(layout.config_file)
     found = data is not None
     data = data or {}
-    known_top = {"timezone", "metrics_file", "jobs", "history", "patch"}
+    known_top = {"timezone", "metrics_file", "jobs", "history", "patch", "registry"}
     _reject_unknown(data, "", known_top)
 
     if env.get("STRATMANCER_TZ"):
@@ -334,8 +391,11 @@ def load_settings(
         jobs=_job_schedules(data),
         history=_history(data),
         patch=_patch(data, env),
+        registry=_registry(data),
+        hooks=_hooks(data),
         metrics_file=metrics_file,
         run_timeout_s=run_timeout_s,
         config_file_found=found,
         redact_values=secret_values(env),
+        env=dict(env),
     )

@@ -5,10 +5,12 @@
 * ``failing``  -- the last completed run failed (with the count of consecutive failures)
 * ``late``     -- no success since the last scheduled time plus the job's grace
 * ``never run``-- no completed run recorded
+* ``warning``  -- the last run succeeded with a warning (e.g. the app cannot serve the active model)
 * ``ok``       -- otherwise
 
 ``status --check`` maps these to monitoring codes: 0 ok, 1 warning (late, never run, running past its
-limit), 2 critical (failing, late by more than twice the schedule's interval, or running but stuck).
+limit, a run's warning), 2 critical (failing, late by more than twice the schedule's interval, or
+running but stuck).
 A last success more than MAX_CLOCK_SKEW_S in the future is reported and does not count as a success.
 """
 
@@ -146,7 +148,9 @@ def _health(
         )
     else:
         late = _lateness(last_success, schedule, zone, now)
-        if late is None:
+        if late is None and record.last_warning:
+            health = Health("warning", WARNING, record.last_warning, "warning")
+        elif late is None:
             health = Health("ok", OK, "ok")
         else:
             lateness, first_missed = late

@@ -18,6 +18,7 @@ from stratmancer_jobs.state import State, empty_state, last_completed_status, lo
 
 PREFIX = "stratmancer_job"
 RESULTS = ("success", "error", "skipped")
+REGISTRY_JOB = "refresh_model_registry"
 
 
 def _label(value: str) -> str:
@@ -84,6 +85,19 @@ def render_metrics(state: State) -> str:
             for result, count in zip(RESULTS, (r.success_count, r.error_count, r.skipped_count), strict=True)
         ],
     )
+    registry = records.get(REGISTRY_JOB)
+    servable = sorted(
+        (key.removeprefix("servable_"), value)
+        for key, value in (registry.last_metrics.items() if registry is not None else ())
+        if key.startswith("servable_") and isinstance(value, int | float)
+    )
+    if servable:
+        out += _family(
+            "stratmancer_registry_servable",
+            "gauge",
+            "1 if the running app can serve a model for the elo (its file-name rule, calibrator), else 0.",
+            [({"elo": elo}, float(value)) for elo, value in servable],
+        )
     gauges: dict[str, list[tuple[dict[str, str], float]]] = {}
     infos: list[tuple[dict[str, str], float]] = []
     for job_id, record in records.items():

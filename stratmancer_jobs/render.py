@@ -27,6 +27,7 @@ HEALTH_STYLE = {
     "ok": "green",
     "running": "cyan",
     "late": "yellow",
+    "warning": "yellow",
     "failing": "bold red",
     "never run": "dim",
 }
@@ -323,6 +324,8 @@ def job_detail(job: JobStatus, now: datetime) -> str:
         f"  error message   {r.last_error_message or '-'}",
         f"  duration        {_duration(r.last_duration_s)}",
         f"  summary         {r.last_summary or '-'}",
+        f"  warning         {r.last_warning or '-'}",
+        f"  pending change  {_pending(r)}",
         f"  counts          success {r.success_count}, error {r.error_count}, skipped {r.skipped_count}",
         f"  recent runs ({len(runs)}, oldest first):",
         *runs,
@@ -335,6 +338,16 @@ def _progress_text(job: JobStatus) -> str:
     if p is None:
         return "-"
     return f"{p.files_done}/{p.files_total} files, {p.bytes_done:,}/{p.bytes_total:,} bytes"
+
+
+def _pending(record: JobRecord) -> str:
+    """The change whose on_change hooks are still owed: since when, how many tries, the last error."""
+    p = record.pending_change
+    if p is None:
+        return "-"
+    tries = f", {p.attempts} attempt{'s' if p.attempts != 1 else ''}" if p.attempts else ""
+    error = f", last error: {p.last_error}" if p.last_error else ""
+    return f"hooks owed since {p.first_seen or '?'}{tries}{error}"
 
 
 def recent_runs_lines(record: JobRecord, limit: int = RECENT_RUNS) -> list[str]:

@@ -14,7 +14,7 @@ import os
 import signal
 import time
 from collections.abc import Callable, Iterator, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime
 from pathlib import Path
 from types import FrameType
@@ -23,7 +23,7 @@ from typing import Any, Literal
 from filelock import FileLock, Timeout
 
 from stratmancer_jobs.atomicio import atomic_write_json, make_dirs
-from stratmancer_jobs.clock import parse_iso, utc_now
+from stratmancer_jobs.clock import iso, parse_iso, utc_now
 from stratmancer_jobs.config import MAX_TIMEOUT_S, Settings
 from stratmancer_jobs.errors import (
     EXIT_FAILED,
@@ -35,12 +35,14 @@ from stratmancer_jobs.errors import (
     StorageError,
     StratmancerError,
 )
-from stratmancer_jobs.jobs import JobContext, Progress, ProgressSink, load_job
+from stratmancer_jobs.hookspec import Change, PendingChange, after_run, next_pending
+from stratmancer_jobs.jobs import JobContext, JobResult, Progress, ProgressSink, load_job
 from stratmancer_jobs.jobtable import JobSpec
 from stratmancer_jobs.logs import redact
 from stratmancer_jobs.schedule import is_due, next_run
 from stratmancer_jobs.state import (
     FILE_MODE,
+    JobRecord,
     State,
     StateStore,
     empty_state,
@@ -163,6 +165,7 @@ def run_job(
     options: Mapping[str, Any] | None = None,
     progress: ProgressSink | None = None,
     if_due: bool = False,
+    hooks: bool = True,
     clock: Clock = utc_now,
 ) -> RunOutcome:
     """Run one job through the lock, the timer and the state file; never raises StratmancerError.
@@ -170,6 +173,7 @@ def run_job(
     The time limit is ``settings.time_limit(spec)`` (the --timeout flag is resolved in config). With
     ``if_due`` the job runs only when a scheduled time was missed since its last success. ``progress``
     is handed to the job as ``ctx.progress``. A KeyboardInterrupt is recorded, then re-raised.
+    With ``hooks`` false (``--no-hooks``) the job's on_change hooks are not run; a change stays pending.
     """
     store = StateStore(settings.layout.state_file)
     limit = settings.time_limit(spec)
@@ -193,7 +197,7 @@ def run_job(
     except OSError as exc:  # e.g. a lock file left by a `sudo` run, owned by root
         return _record_lock_failure(spec, settings, store, log, clock, exc)
     try:
-        return _run_locked(spec, settings, store, log, options or {}, progress, limit, clock)
+        return _run_locked(spec, settings, store, log, options or {}, progress, limit, clock, hooks)
     finally:
         lock.release()
 
@@ -286,6 +290,7 @@ def _run_locked(
     progress: ProgressSink | None,
     limit: float,
     clock: Clock,
+    hooks: bool = True,
 ) -> RunOutcome:
     started = clock()
     try:
@@ -301,6 +306,7 @@ def _run_locked(
     error: str | None = None
     exit_code = EXIT_OK
     interrupted = False
+    result: JobResult | None = None
     progress_file = settings.layout.job_progress(spec.id)
     try:
         with _time_limit(limit):
@@ -333,13 +339,21 @@ def _run_locked(
         error = redact(error, settings.redact_values)
     if summary:
         summary = redact(summary, settings.redact_values)
+    warning = redact(result.warning, settings.redact_values) if result and result.warning else None
+    # the output is committed: tell the app (at least once) before the outcome is recorded
+    pending = begun.state.job(spec.id).pending_change
+    if error is None and result is not None:
+        pending, hook_error = _change_hooks(spec, settings, store, log, result, pending, hooks, finished)
+        if hook_error is not None:
+            error, exit_code = hook_error, EXIT_FAILED
     ok = error is None
     state: State | None = None
     try:
         committed = store.update(
             spec.id,
-            lambda r: mark_finished(
+            lambda r: _finished(
                 r,
+                pending,
                 ok=ok,
                 started=started,
                 finished=finished,
@@ -347,6 +361,7 @@ def _run_locked(
                 summary=summary,
                 error=error,
                 metrics=metrics,
+                warning=warning,
             ),
             finished,
         )
@@ -376,6 +391,57 @@ def _run_locked(
         raise KeyboardInterrupt
     status: Status = "success" if error is None else "error"
     return RunOutcome(status, exit_code, summary=summary, error=error, duration_s=duration)
+
+
+def _finished(record: JobRecord, pending: PendingChange | None, **outcome: Any) -> JobRecord:
+    """``mark_finished`` and the pending change left after the hooks (None: nothing owed)."""
+    return replace(mark_finished(record, **outcome), pending_change=pending)
+
+
+def _change_hooks(
+    spec: JobSpec,
+    settings: Settings,
+    store: StateStore,
+    log: logging.Logger,
+    result: JobResult,
+    stored: PendingChange | None,
+    enabled: bool,
+    now: datetime,
+) -> tuple[PendingChange | None, str | None]:
+    """Merge this run's change into the pending one, run the hooks it still owes, and return the
+    pending change left (None when every hook succeeded) and the hooks' error (already redacted).
+
+    The pending change is written to the state before any hook runs, so that a run killed during a
+    hook still leaves it to the next run (at least once).
+    """
+    change = result.change
+    seen = Change(spec.id, change.paths, dict(change.fields), iso(now)) if change is not None else None
+    pending = next_pending(stored, seen)
+    specs = settings.job_hooks(spec)
+    if pending is None:
+        return None, None
+    if not specs:
+        return None, None  # nothing to tell: a change without hooks is not kept
+    if pending != stored:
+        try:
+            store.update(spec.id, lambda r: replace(r, pending_change=pending), now)
+        except StratmancerError as exc:
+            log.warning(f"pending change not recorded before the hooks: {exc}", extra=_extra(spec, "hooks"))
+    if not enabled:
+        log.info("--no-hooks: on_change hooks not run; the change stays pending", extra=_extra(spec, "hooks"))
+        return pending, None
+    from stratmancer_jobs.hooks.run import run_hooks
+
+    report = run_hooks(
+        specs,
+        pending,
+        env=settings.env,
+        log=log.getChild(spec.id),
+        http=settings.patch,
+        redact_values=settings.redact_values,
+        cwd=settings.layout.root,
+    )
+    return after_run(pending, report.succeeded_keys, report.error), report.error
 
 
 def _publish_metrics(settings: Settings, log: logging.Logger, spec: JobSpec, state: State | None) -> None:

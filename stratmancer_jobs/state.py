@@ -24,6 +24,7 @@ from filelock import FileLock, Timeout
 from stratmancer_jobs.atomicio import atomic_write_json, make_dirs
 from stratmancer_jobs.clock import file_stamp, iso, parse_iso
 from stratmancer_jobs.errors import StateError, StorageError
+from stratmancer_jobs.hookspec import PendingChange
 from stratmancer_jobs.layout import lock_beside
 from stratmancer_jobs.procs import process_start_ticks
 
@@ -48,6 +49,7 @@ FIELDS: tuple[str, ...] = (
     "last_error_message",
     "last_duration_s",
     "last_summary",
+    "last_warning",
 )
 
 
@@ -98,10 +100,14 @@ class JobRecord:
     last_error_message: str | None = None
     last_duration_s: float | None = None
     last_summary: str | None = None
+    # the last successful run's warning (e.g. the app cannot serve the active model); None when clean
+    last_warning: str | None = None
     consecutive_failures: int = 0
     running: RunMarker | None = None
     runs: tuple[RunEntry, ...] = ()
     last_metrics: Mapping[str, Any] = field(default_factory=dict)
+    # a change of the job's output whose on_change hooks have not all succeeded yet (retried next run)
+    pending_change: PendingChange | None = None
     extra: Mapping[str, Any] = field(default_factory=dict)
 
     def fields(self) -> dict[str, Any]:
@@ -288,6 +294,9 @@ _CHECKS: dict[str, Callable[[object], Any]] = {
     "last_error": _timestamp,
     "last_error_message": lambda v: _text(v, MAX_ERROR_CHARS),
     "last_summary": lambda v: _text(v, MAX_SUMMARY_CHARS),
+    "last_warning": lambda v: _text(v, MAX_SUMMARY_CHARS),
+    # any value is kept: PendingChange.from_json reads garbage as "rerun every hook", never as "none"
+    "pending_change": lambda v: v,
     "last_duration_s": lambda v: None if v is None else _number(v),
     "running": _running,
     "runs": _runs,
@@ -365,7 +374,9 @@ def load_state(path: Path) -> State:
 
 # --- decoding and encoding: the only place a record is read or written by key -------------------
 
-_RECORD_KEYS = frozenset((*FIELDS, "consecutive_failures", "running", "runs", "last_metrics"))
+_RECORD_KEYS = frozenset(
+    (*FIELDS, "consecutive_failures", "running", "runs", "last_metrics", "pending_change")
+)
 
 
 def _decode_marker(value: Mapping[str, Any] | None) -> RunMarker | None:
@@ -381,7 +392,7 @@ def _decode_run(value: Mapping[str, Any]) -> RunEntry:
     return RunEntry(value["started"], status, duration_s, summary, extra)
 
 
-def _decode_record(value: Mapping[str, Any]) -> JobRecord:
+def _decode_record(value: Mapping[str, Any], job_id: str) -> JobRecord:
     fields: dict[str, Any] = {name: value.get(name, 0 if name in COUNTERS else None) for name in FIELDS}
     return JobRecord(
         **fields,
@@ -389,6 +400,7 @@ def _decode_record(value: Mapping[str, Any]) -> JobRecord:
         running=_decode_marker(value.get("running")),
         runs=tuple(_decode_run(run) for run in value.get("runs") or ()),
         last_metrics=dict(value.get("last_metrics") or {}),
+        pending_change=PendingChange.from_json(value.get("pending_change"), job_id),
         extra={k: v for k, v in value.items() if k not in _RECORD_KEYS},
     )
 
@@ -397,7 +409,7 @@ def decode(document: Document) -> State:
     """A validated document (``read_state``) as a typed State; unknown keys go to ``extra``."""
     known = ("schema_version", "jobs", "recovered_from")
     return State(
-        jobs={job_id: _decode_record(record) for job_id, record in document.get("jobs", {}).items()},
+        jobs={job_id: _decode_record(record, job_id) for job_id, record in document.get("jobs", {}).items()},
         schema_version=document.get("schema_version", SCHEMA_VERSION),
         recovered_from=document.get("recovered_from"),
         extra={k: v for k, v in document.items() if k not in known},
@@ -413,6 +425,8 @@ def _encode_record(record: JobRecord) -> Document:
         out["running"]["pid_starttime"] = marker.pid_starttime
     out["runs"] = [run.as_json() for run in record.runs]
     out["last_metrics"] = dict(record.last_metrics)
+    pending = record.pending_change
+    out["pending_change"] = pending.to_json() if pending is not None else None
     return out
 
 
@@ -513,9 +527,16 @@ def mark_finished(
     summary: str | None,
     error: str | None,
     metrics: Mapping[str, float | str] | None = None,
+    warning: str | None = None,
 ) -> JobRecord:
-    """Record a completed run (success or error) and clear the running marker."""
+    """Record a completed run (success or error) and clear the running marker.
+
+    ``warning`` is the successful run's warning (kept until the next successful run); an error keeps
+    the last warning, as the output it was about is still the one on disk.
+    """
     last_summary = bounded(summary, MAX_SUMMARY_CHARS) if summary else None
+    if ok:
+        record = replace(record, last_warning=bounded(warning, MAX_SUMMARY_CHARS) if warning else None)
     record = replace(
         record,
         running=None,

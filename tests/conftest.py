@@ -23,6 +23,7 @@ from tests.ddragon_server import DDragonServer
 
 REPO = Path(__file__).resolve().parent.parent
 FAKE_KEY = "RGAPI-test-0000-planted-secret-4f1c9d"
+PICKLE = b"\x80\x04\x95\x0c\x00\x00\x00\x00\x00\x00\x00\x8c\x08artifact\x94."  # pickle.dumps("artifact")
 
 
 @pytest.fixture(autouse=True)
@@ -73,7 +74,7 @@ def write_card(root: Path, elo: str, stamp: str, **overrides: Any) -> Path:
     for key in ("model_file", "calibrator_file"):
         name = card.get(key)
         if isinstance(name, str) and "/" not in name and ".." not in name and name:
-            (trained / name).write_bytes(b"artifact")
+            (trained / name).write_bytes(PICKLE)
     path = root / "ml_pipeline/models/modelcards" / f"modelcard_{elo}_{stamp}.json"
     path.write_text(json.dumps(card), encoding="utf-8")
     return path

@@ -144,8 +144,9 @@ def test_corrupt_state_file_status_and_run(cli: Invoke, root: Path) -> None:
 
 
 def test_quiet_suppresses_summary(cli: Invoke, root: Path) -> None:
-    """-q prints no summary and no info lines."""
-    write_card(root, "mid", "20251101_164237")
+    """-q prints no summary and no info lines (every elo served, so no warning either)."""
+    for elo in ("low", "mid", "high"):
+        write_card(root, elo, "20251101_164237")
     result = cli("-q", "refresh-registry")
     assert result.exit_code == 0 and result.output == ""
 

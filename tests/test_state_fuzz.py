@@ -23,7 +23,7 @@ from stratmancer_jobs.state import FIELDS, RECENT_RUNS, read_state
 
 JOB = "refresh_model_registry"
 NOW = datetime.now(UTC)
-RECORD_FIELDS = (*FIELDS, "consecutive_failures", "running", "runs", "last_metrics")
+RECORD_FIELDS = (*FIELDS, "consecutive_failures", "running", "runs", "last_metrics", "pending_change")
 
 
 def _nested(depth: int) -> Any:
@@ -97,6 +97,16 @@ def _valid_record() -> dict[str, Any]:
         "running": None,
         "runs": [{"started": earlier, "duration_s": 0.25, "status": "error", "summary": "boom"}],
         "last_metrics": {"models": 0, "patch": "16.1"},
+        "last_warning": "high: no servable model: calibrator calibrator_high_x.pkl not found",
+        "pending_change": {
+            "job_id": JOB,
+            "paths": ["/srv/ml_pipeline/model_registry.json"],
+            "fields": {},
+            "first_seen": earlier,
+            "attempts": 1,
+            "last_error": "hook on_change[0] (POST http://127.0.0.1:8000/x) failed: HTTP 500",
+            "succeeded": [],
+        },
     }
 
 

@@ -60,11 +60,26 @@ class JobContext:
 
 
 @dataclass(frozen=True)
+class Change:
+    """The job's output really changed in this run (after it was written): which files, and for the
+    patch job the ``patch``/``previous_patch`` fields (the runner hands them to the change hooks)."""
+
+    paths: tuple[str, ...]
+    fields: Mapping[str, str] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
 class JobResult:
-    """A successful job's outcome: a one-line summary and job-specific gauges (failures raise)."""
+    """A successful job's outcome: a one-line summary and job-specific gauges (failures raise).
+
+    ``change`` is None when the output is the same as before the run; ``warning`` (one line) makes a
+    successful run a warning in ``status`` (e.g. the app cannot serve the registry's active model).
+    """
 
     summary: str
     metrics: Mapping[str, float | str] = field(default_factory=dict)
+    change: Change | None = None
+    warning: str | None = None
 
 
 JobFunc = Callable[[JobContext], JobResult]

@@ -15,10 +15,11 @@ import logging
 import time
 from dataclasses import dataclass
 from datetime import datetime
+from pathlib import Path
 
 from stratmancer_jobs.config import HistorySettings
 from stratmancer_jobs.errors import InputError, PartialFailure
-from stratmancer_jobs.jobs import JobContext, JobResult, ProgressSink
+from stratmancer_jobs.jobs import Change, JobContext, JobResult, ProgressSink
 from stratmancer_jobs.jobs.history import cache, sources
 from stratmancer_jobs.jobs.history.plan import plan, render_index
 from stratmancer_jobs.jobs.history.read import (
@@ -166,6 +167,7 @@ def run(ctx: JobContext) -> JobResult:
     A bad tier file raises PartialFailure after the other tiers were updated (summary and metrics kept).
     """
     started = time.monotonic()
+    before = _identity(ctx.settings.layout.history_index)
     outcome = refresh_history(
         ctx.settings.layout,
         ctx.settings.history,
@@ -190,4 +192,16 @@ def run(ctx: JobContext) -> JobResult:
     if outcome.errors:
         error = "bad tier file(s), their tiers kept their last entries: " + "; ".join(outcome.errors)
         raise PartialFailure(error, summary=summary, metrics=metrics)
-    return JobResult(summary=summary, metrics=metrics)
+    # the index is rewritten only when its bytes differ (write.py), each time under a new inode
+    index = ctx.settings.layout.history_index
+    changed = _identity(index) != before
+    return JobResult(summary=summary, metrics=metrics, change=Change((str(index),)) if changed else None)
+
+
+def _identity(path: Path) -> tuple[int, int, int] | None:
+    """(inode, size, mtime_ns) of the index, None when absent: a rewrite changes it."""
+    try:
+        st = path.stat()
+    except OSError:
+        return None
+    return st.st_ino, st.st_size, st.st_mtime_ns

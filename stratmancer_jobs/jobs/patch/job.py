@@ -11,9 +11,10 @@ meta.json keys written: ``patch``, ``version``, ``last_updated``, ``source`` (``
 (``previous_patch`` set and different), and ``cross_check`` when enabled. Other keys are kept.
 
 When every attempt fails the run is an error (``errors.PartialFailure``, exit 1): a valid existing
-meta.json is left byte-for-byte untouched; without one the configured default patch is written with
-``"source": "fallback"``. A meta.json that is not valid is copied aside (``meta.json.corrupt-<UTC time>``)
-before it is replaced, and a warning says so.
+meta.json is left byte-for-byte untouched; without one nothing is written (StratMancer then derives the
+patch from its own match data, which beats a made-up one), unless ``patch.default_patch`` is configured:
+that is written with ``"source": "fallback"``. A meta.json that is not valid is copied aside
+(``meta.json.corrupt-<UTC time>``) before it is replaced, and a warning says so.
 """
 
 from __future__ import annotations
@@ -30,7 +31,7 @@ from stratmancer_jobs.atomicio import atomic_write_bytes, atomic_write_json
 from stratmancer_jobs.clock import file_stamp
 from stratmancer_jobs.errors import FetchError, JobError, PartialFailure, StorageError
 from stratmancer_jobs.http import Sleep, display_url, get_json
-from stratmancer_jobs.jobs import JobContext, JobResult
+from stratmancer_jobs.jobs import Change, JobContext, JobResult
 from stratmancer_jobs.jobs.patch.meta import (
     SOURCE_DDRAGON,
     SOURCE_FALLBACK,
@@ -183,6 +184,11 @@ def _on_failure(
             changed=False,
             error=error,
         )
+    if settings.default_patch is None:
+        raise JobError(
+            f"{reason}; no valid patch in {meta_path.name} and no patch.default_patch configured: "
+            "nothing written"
+        )
     default = normalize_patch(settings.default_patch)
     if default is None:
         raise JobError(f"{reason}; and the configured default patch {settings.default_patch!r} is invalid")
@@ -247,4 +253,13 @@ def run(ctx: JobContext) -> JobResult:
     }
     if outcome.error is not None:  # the fallback rules were applied, but Data Dragon could not be used
         raise PartialFailure(outcome.error, summary=summarize(outcome), metrics=metrics)
-    return JobResult(summary=summarize(outcome), metrics=metrics)
+    # a change for the hooks: the patch the app should use is not the one meta.json held before
+    change = (
+        Change(
+            (str(ctx.settings.layout.meta_file),),
+            {"patch": outcome.patch, "previous_patch": outcome.previous_patch or ""},
+        )
+        if outcome.patch != outcome.previous_patch
+        else None
+    )
+    return JobResult(summary=summarize(outcome), metrics=metrics, change=change)

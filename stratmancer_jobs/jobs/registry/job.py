@@ -1,8 +1,10 @@
 """``refresh-registry``: re-read model cards, validate them, pick the active model per elo, snapshot.
 
 I/O lives here (listing directories, reading cards, the previous snapshot, writing the new one);
-validation, choice and diffing are pure functions in ``cards.py``; ``served.py`` (pure, not wired yet)
-checks what the app would serve.
+validation, choice and diffing are pure functions in ``cards.py``; ``served.py`` judges what the running
+app would serve (its file-name rule) and whether it can (artifacts checked, never unpickled). When the
+served model differs from the active card, or an elo has no servable model, the run succeeds with a
+warning. The output counts as changed (for the change hooks) when the active or served set changed.
 """
 
 from __future__ import annotations
@@ -17,7 +19,7 @@ from typing import Any
 from stratmancer_jobs.atomicio import atomic_write_json
 from stratmancer_jobs.clock import iso
 from stratmancer_jobs.errors import InputError
-from stratmancer_jobs.jobs import JobContext, JobResult
+from stratmancer_jobs.jobs import Change, JobContext, JobResult
 from stratmancer_jobs.jobs.registry.cards import (
     MAX_CARD_BYTES,
     Changes,
@@ -26,6 +28,12 @@ from stratmancer_jobs.jobs.registry.cards import (
     diff_models,
     pick_active,
     validate_card,
+)
+from stratmancer_jobs.jobs.registry.served import (
+    ServedReport,
+    artifact_problem,
+    card_artifact_problem,
+    served_report,
 )
 from stratmancer_jobs.layout import Layout
 
@@ -38,6 +46,14 @@ class RegistryOutcome:
     invalid: list[InvalidCard]
     active: dict[str, ValidCard | None]
     changes: Changes
+    served: ServedReport
+    unservable: list[InvalidCard]
+    changed: bool  # the active or served set differs from the previous snapshot's
+
+    @property
+    def warning(self) -> str | None:
+        """One line: why the app does not serve what the registry calls active (None when it does)."""
+        return "; ".join(self.served.warnings) if self.served.warnings else None
 
     def summary(self) -> str:
         c = self.changes
@@ -46,10 +62,12 @@ class RegistryOutcome:
             for elo, card in self.active.items()
         )
         invalid = f", {len(self.invalid)} invalid" if self.invalid else ""
-        return (
+        unservable = f", {len(self.unservable)} unservable" if self.unservable else ""
+        line = (
             f"Model registry refreshed: {len(self.valid)} models (+{len(c.added)} new, -{len(c.removed)} "
-            f"removed, {len(c.changed)} changed){invalid}, active: {active}"
+            f"removed, {len(c.changed)} changed){invalid}{unservable}, active: {active}"
         )
+        return line + (f"; WARNING: {self.warning}" if self.warning else "")
 
 
 def _inside(path: Path, root: Path) -> bool:
@@ -66,6 +84,67 @@ def _artifacts(layout: Layout) -> frozenset[str]:
     if not trained.is_dir():
         raise InputError(f"model artifact directory {trained} does not exist")
     return frozenset(p.name for p in trained.iterdir() if p.is_file() and _inside(p, layout.root))
+
+
+def _trained_entries(layout: Layout) -> list[str]:
+    """Names of every entry of trained/ (the app's glob also matches directories and dangling links)."""
+    try:
+        return sorted(p.name for p in layout.trained_dir.iterdir())
+    except OSError:
+        return []
+
+
+def _problems(layout: Layout, names: list[str]) -> dict[str, str]:
+    """{name: why it cannot be served} for the artifacts the app may load (pickles are never loaded)."""
+    problems: dict[str, str] = {}
+    for name in names:
+        if name.startswith(("draft_", "calibrator_")) or name.endswith(".pkl"):
+            path = layout.trained_dir / name
+            problem = (
+                "symlink pointing outside the deployment root"
+                if not _inside(path, layout.root)
+                else artifact_problem(path)
+            )
+            if problem is not None:
+                problems[name] = problem
+    return problems
+
+
+def _signature(snapshot: Any) -> Any:
+    """What the app's state depends on: the active cards (file, sha256) and the served files.
+
+    ``generated_at`` and the change lists are left out, so an unchanged registry is not a change.
+    """
+    if not isinstance(snapshot, dict):
+        return None
+    active = snapshot.get("active")
+    served = snapshot.get("served")
+    active_sig = (
+        {
+            elo: [card.get("file"), card.get("sha256")] if isinstance(card, dict) else None
+            for elo, card in active.items()
+        }
+        if isinstance(active, dict)
+        else None
+    )
+    served_sig = (
+        {
+            elo: [entry.get(k) for k in ("model_file", "calibrator_file", "servable")]
+            if isinstance(entry, dict)
+            else None
+            for elo, entry in served.items()
+        }
+        if isinstance(served, dict)
+        else None
+    )
+    return [active_sig, served_sig]
+
+
+def _previous_signature(path: Path) -> Any:
+    try:
+        return _signature(json.loads(path.read_bytes()))
+    except (OSError, ValueError, RecursionError):
+        return None
 
 
 def _read_card(path: Path, root: Path) -> bytes | str:
@@ -98,8 +177,10 @@ def _previous_models(path: Path, log: logging.Logger) -> dict[str, str]:
         return {}
 
 
-def refresh_registry(layout: Layout, now: datetime, log: logging.Logger) -> RegistryOutcome:
-    """Validate every card, write the snapshot atomically, and return what was found."""
+def refresh_registry(
+    layout: Layout, now: datetime, log: logging.Logger, *, require_calibrator: bool = True
+) -> RegistryOutcome:
+    """Validate every card, judge what the app serves, write the snapshot atomically, and return it."""
     cards_dir = layout.modelcards_dir
     if not cards_dir.is_dir():
         raise InputError(f"model card directory {cards_dir} does not exist")
@@ -128,12 +209,29 @@ def refresh_registry(layout: Layout, now: datetime, log: logging.Logger) -> Regi
         _previous_models(layout.registry_file, log), {card.file: card.sha256 for card in valid}
     )
     active = pick_active(valid)
+    names = _trained_entries(layout)
+    problems = _problems(layout, names)
+    served = served_report(
+        names,
+        active,
+        problems,
+        card_files=[card.file for card in valid],
+        require_calibrator=require_calibrator,
+    )
+    unservable = [
+        InvalidCard(card.file, reason)
+        for card in valid
+        if (reason := card_artifact_problem(card, problems, require_calibrator=require_calibrator))
+    ]
+    previous = _previous_signature(layout.registry_file)
     snapshot: dict[str, Any] = {
         "schema_version": SNAPSHOT_SCHEMA,
         "generated_at": iso(now),
         "active": {elo: (card.summary() if card else None) for elo, card in active.items()},
         "models": [card.summary() for card in sorted(valid, key=lambda c: (c.elo, c.timestamp, c.file))],
         "invalid": [{"file": bad.file, "reason": bad.reason} for bad in invalid],
+        "served": served.served,
+        "unservable": [{"file": bad.file, "reason": bad.reason} for bad in unservable],
         "changes": {"added": changes.added, "removed": changes.removed, "changed": changes.changed},
     }
     atomic_write_json(layout.registry_file, snapshot)
@@ -143,20 +241,34 @@ def refresh_registry(layout: Layout, now: datetime, log: logging.Logger) -> Regi
         log.info(f"model card removed: {name}")
     for name in changes.changed:
         log.info(f"model card changed: {name}")
+    for bad in unservable:
+        log.warning(f"model card {bad.file} cannot be served: {bad.reason}")
+    for warning in served.warnings:
+        log.warning(warning)
     if not valid:
         log.warning(f"no model cards in {cards_dir}")
-    return RegistryOutcome(valid, invalid, active, changes)
+    changed = previous != _signature(snapshot)
+    return RegistryOutcome(valid, invalid, active, changes, served, unservable, changed)
 
 
 def run(ctx: JobContext) -> JobResult:
     """Runner entry point."""
-    outcome = refresh_registry(ctx.settings.layout, ctx.now, ctx.log)
+    layout = ctx.settings.layout
+    outcome = refresh_registry(
+        layout, ctx.now, ctx.log, require_calibrator=ctx.settings.registry.require_calibrator
+    )
+    metrics: dict[str, float | str] = {
+        "models_registered": len(outcome.valid),
+        "models_invalid": len(outcome.invalid),
+        "models_added": len(outcome.changes.added),
+        "models_removed": len(outcome.changes.removed),
+        "models_unservable": len(outcome.unservable),
+    }
+    # one gauge per elo; metrics.py publishes them as stratmancer_registry_servable{elo}
+    metrics.update({f"servable_{elo}": int(ok) for elo, ok in outcome.served.servable.items()})
     return JobResult(
         summary=outcome.summary(),
-        metrics={
-            "models_registered": len(outcome.valid),
-            "models_invalid": len(outcome.invalid),
-            "models_added": len(outcome.changes.added),
-            "models_removed": len(outcome.changes.removed),
-        },
+        metrics=metrics,
+        change=Change((str(layout.registry_file),)) if outcome.changed else None,
+        warning=outcome.warning,
     )
