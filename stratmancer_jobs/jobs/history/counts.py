@@ -34,6 +34,7 @@ _BLUE: Final = operator.attrgetter("blue_picks")
 _RED: Final = operator.attrgetter("red_picks")
 _WIN: Final = operator.attrgetter("blue_win")
 _ID: Final = operator.attrgetter("match_id")
+VECTOR_MIN: Final = 20_000  # records counted with numpy from this many up (tests lower it)
 _DIRECT: Final = 1 << 20  # champion keys below this are looked up in a table, others searched
 # the 10 (i, j) slot pairs of a team, i listed first
 _PAIR_A: Final = (0, 0, 0, 0, 1, 1, 1, 2, 2, 3)
@@ -244,16 +245,16 @@ class GroupState:
         n = len(records)
         if not n:
             return
+        if n < VECTOR_MIN:  # a small append: the plain loop beats importing numpy (~0.1 s)
+            self._count_loop(counts, records)
+            return
         import numpy as np
 
         try:
             blue = np.fromiter(chain.from_iterable(map(_BLUE, records)), np.int64, 5 * n).reshape(n, 5)
             red = np.fromiter(chain.from_iterable(map(_RED, records)), np.int64, 5 * n).reshape(n, 5)
         except (OverflowError, ValueError):  # a champion key beyond 64 bits: the plain loop
-            winners = [m.blue_picks if m.blue_win else m.red_picks for m in records]
-            losers = [m.red_picks if m.blue_win else m.blue_picks for m in records]
-            self._grow(chain(chain.from_iterable(winners), chain.from_iterable(losers)))
-            counts.count(self.pos, winners, losers)
+            self._count_loop(counts, records)
             return
         every = np.concatenate((blue.ravel(), red.ravel()))
         low, high = int(every.min()), int(every.max())
@@ -271,6 +272,12 @@ class GroupState:
             blue, red = lut[np.searchsorted(keys, blue)], lut[np.searchsorted(keys, red)]
         won = np.fromiter(map(_WIN, records), bool, n)[:, None]
         counts.count_positions(np.where(won, blue, red), np.where(won, red, blue))
+
+    def _count_loop(self, counts: Counts, records: Sequence[Match]) -> None:
+        winners = [m.blue_picks if m.blue_win else m.red_picks for m in records]
+        losers = [m.red_picks if m.blue_win else m.blue_picks for m in records]
+        self._grow(chain(chain.from_iterable(winners), chain.from_iterable(losers)))
+        counts.count(self.pos, winners, losers)
 
     def _dedup(
         self, tier_state: TierCounts, records: Sequence[Match], kind_index: int, tier_index: int, rank: int
