@@ -4,9 +4,11 @@ The I/O edge of the job: scan, read what changed (``read``), plan and render (``
 (``write``), and turn the outcome into the runner's summary and metrics. Bad tier files do not stop the
 run: their tiers keep their last entries, the others are updated, and the run raises PartialFailure.
 
-Where the time goes (200,000 matches, 450 MB): full rebuild ~1.2 s (msgspec decode ~0.35 s, counting
-~0.5 s, entries + rendering ~0.15 s on two cores); a 1% append ~0.3 s (XXH3 of every counted byte,
-caches, entries); no change ~3 ms (stats and 128 KiB per file). See ``scripts/bench_history.py``.
+Where the time goes (200,000 matches, 450 MB, profiled): full rebuild ~1.6 s on shared cores, about
+1.7-1.9x a one-thread msgspec decode (decode ~0.45 s, numpy counting ~0.4 s, entries + rendering
+~0.3 s over two processes); a 1% append to every tier ~0.4-0.5 s (mostly entries and the group caches;
+XXH3 of every counted byte ~0.02 s); an append to one tier also carries the other tiers' and groups'
+entries over from the previous index; no change ~4 ms. See ``scripts/bench_history.py``.
 """
 
 from __future__ import annotations
