@@ -107,7 +107,14 @@ def _time_limit(seconds: float) -> Iterator[None]:
     if seconds > 0:
         signal.setitimer(signal.ITIMER_REAL, seconds)
     try:
-        yield
+        try:
+            yield
+        except Exception as exc:
+            # the signal's error wrapped by the code it interrupted (an import's __set_name__ wraps it
+            # in RuntimeError): the run still timed out or was terminated
+            if fired and exc is not fired[0]:
+                raise fired[0] from exc
+            raise
         if fired:
             raise fired[0]
     finally:

@@ -61,3 +61,12 @@ def progressing(ctx: JobContext) -> JobResult:
             ctx.progress(Progress(i, steps, i * 100, steps * 100))
         time.sleep(0.2)
     return JobResult(summary="progressed")
+
+
+def wrapping(ctx: JobContext) -> JobResult:
+    """Turn whatever interrupts its sleep into another exception, as an import's __set_name__ does."""
+    try:
+        time.sleep(float(ctx.options.get("seconds", 2)))
+    except Exception as exc:
+        raise RuntimeError(f"Error calling __set_name__: {exc}") from exc
+    return JobResult(summary="slept")

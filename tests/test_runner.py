@@ -142,6 +142,14 @@ def test_timeout_swallowed_in_a_finalizer_is_still_recorded(settings: Settings) 
     assert _record(settings)["last_error_message"] == "timed out after 0.3 s"
 
 
+def test_timeout_wrapped_by_the_interrupted_code_is_still_recorded(settings: Settings) -> None:
+    """A timeout that the interrupted code re-raises as another exception is recorded as the timeout."""
+    spec, settings = with_fake_job(settings, "wrapping", timeout_s=0)
+    settings = replace(settings, run_timeout_s=0.3)
+    outcome = run_job(spec, settings, log=_log()[0], options={"seconds": 5})
+    assert (outcome.status, outcome.exit_code, outcome.error) == ("error", 1, "timed out after 0.3 s")
+
+
 def test_timeout_flag_overrides_config(settings: Settings) -> None:
     """An explicit timeout_s wins over the configured one."""
     spec, settings = with_fake_job(settings, "sleepy", timeout_s=0)
