@@ -335,10 +335,77 @@ def crontab(ctx: typer.Context) -> None:
     from stratmancer_jobs.crontab import render_crontab
 
     settings = _settings(ctx)
-    exe = shutil.which("stratmancer-jobs") or str(Path(sys.argv[0]).resolve())
+    exe = _executable()
     path_env = os.pathsep.join(dict.fromkeys([str(Path(exe).parent), "/usr/local/bin", "/usr/bin", "/bin"]))
     try:
         text = render_crontab(settings, executable=exe, path_env=path_env)
+    except StratmancerError as exc:
+        _fail(str(exc), exc.exit_code)
+    typer.echo(text, nl=False)
+
+
+def _executable() -> str:
+    """The absolute path of this tool's console script, for the generated schedules."""
+    return shutil.which("stratmancer-jobs") or str(Path(sys.argv[0]).resolve())
+
+
+@app.command("systemd")
+def systemd(
+    ctx: typer.Context,
+    user: Annotated[
+        bool, typer.Option("--user", help="User units (systemctl --user) instead of system units.")
+    ] = False,
+    output: Annotated[
+        Path | None,
+        typer.Option(
+            "--output", "-o", help="Write the unit files into DIR instead of printing them.", metavar="DIR"
+        ),
+    ] = None,
+) -> None:
+    """Print (or write) a oneshot .service and a .timer per job, from the same job table as `crontab`.
+
+    Persistent=true catches up on runs missed while the machine was off, so the crontab's
+    `@reboot ... --if-due` lines are not needed with systemd. Install lines are in the header comments.
+    """
+    from stratmancer_jobs.deploy.targets import systemd_units, write_units
+
+    try:
+        units = systemd_units(_settings(ctx), executable=_executable(), user=user)
+        if output is None:
+            typer.echo("\n".join(f"# ---- {name}\n{text}" for name, text in units.items()), nl=False)
+            return
+        for path in write_units(units, output.expanduser().resolve()):
+            typer.echo(f"wrote {path}")
+    except StratmancerError as exc:
+        _fail(str(exc), exc.exit_code)
+    scope = "--user " if user else ""
+    typer.echo(f"then: systemctl {scope}daemon-reload && systemctl {scope}enable --now stratmancer-*.timer")
+
+
+@app.command("kubernetes")
+def kubernetes(
+    ctx: typer.Context,
+    namespace: Annotated[str | None, typer.Option(help="Namespace (default: deploy.namespace).")] = None,
+    image: Annotated[str | None, typer.Option(help="Container image (default: deploy.image).")] = None,
+    pvc: Annotated[
+        str | None,
+        typer.Option(help="ReadWriteMany claim holding the deployment root (default: deploy.pvc)."),
+    ] = None,
+    with_pvc: Annotated[
+        bool, typer.Option("--with-pvc", help="Also print the PersistentVolumeClaim.")
+    ] = False,
+) -> None:
+    """Print batch/v1 CronJob manifests, one per job, for `kubectl apply -f -`.
+
+    Single-flight per job (concurrencyPolicy: Forbid), startingDeadlineSeconds = grace,
+    activeDeadlineSeconds = the time limit plus a margin, non-root, read-only root filesystem.
+    """
+    from stratmancer_jobs.deploy.targets import kubernetes_manifests
+
+    try:
+        text = kubernetes_manifests(
+            _settings(ctx), namespace=namespace, image=image, pvc=pvc, with_pvc=with_pvc
+        )
     except StratmancerError as exc:
         _fail(str(exc), exc.exit_code)
     typer.echo(text, nl=False)

@@ -110,6 +110,7 @@ class Settings:
     history: HistorySettings = field(default_factory=HistorySettings)
     patch: PatchSettings = field(default_factory=PatchSettings)
     registry: RegistrySettings = field(default_factory=RegistrySettings)
+    deploy: DeploySettings = field(default_factory=DeploySettings)
     # jobs.<id>.on_change, per job id (absent: no hooks)
     hooks: Mapping[str, tuple[HookSpec, ...]] = field(default_factory=dict)
     metrics_file: Path | None = None
@@ -259,6 +260,29 @@ def _registry(data: Mapping[str, Any]) -> RegistrySettings:
     return settings
 
 
+def _deploy(data: Mapping[str, Any]) -> DeploySettings:
+    table = _table(data, "deploy", "")
+    _reject_unknown(
+        table,
+        "deploy.",
+        {"randomized_delay_seconds", "accuracy_seconds", "namespace", "image", "pvc", "secret"},
+    )
+    defaults = DeploySettings()
+    delay = _typed(table, "randomized_delay_seconds", "deploy.", int, defaults.randomized_delay_s)
+    _in_range(delay, "deploy.randomized_delay_seconds", 0, MAX_GRACE_S)
+    accuracy = _typed(table, "accuracy_seconds", "deploy.", int, defaults.accuracy_s)
+    _in_range(accuracy, "deploy.accuracy_seconds", 1, MAX_GRACE_S)
+    secret = _typed(table, "secret", "deploy.", str, "")
+    return DeploySettings(
+        randomized_delay_s=delay,
+        accuracy_s=accuracy,
+        namespace=_typed(table, "namespace", "deploy.", str, defaults.namespace),
+        image=_typed(table, "image", "deploy.", str, defaults.image),
+        pvc=_typed(table, "pvc", "deploy.", str, defaults.pvc),
+        secret_name=secret or None,
+    )
+
+
 def _history(data: Mapping[str, Any]) -> HistorySettings:
     table = _table(data, "history", "")
     defaults = HistorySettings()
@@ -367,7 +391,7 @@ def load_settings(
     data = _read_toml(layout.config_file)
     found = data is not None
     data = data or {}
-    known_top = {"timezone", "metrics_file", "jobs", "history", "patch", "registry"}
+    known_top = {"timezone", "metrics_file", "jobs", "history", "patch", "registry", "deploy"}
     _reject_unknown(data, "", known_top)
 
     if env.get("STRATMANCER_TZ"):
@@ -392,6 +416,7 @@ def load_settings(
         history=_history(data),
         patch=_patch(data, env),
         registry=_registry(data),
+        deploy=_deploy(data),
         hooks=_hooks(data),
         metrics_file=metrics_file,
         run_timeout_s=run_timeout_s,

@@ -86,7 +86,7 @@ class JsonFormatter(logging.Formatter):
             "event": getattr(record, "event", "log"),
             "message": record.getMessage(),
         }
-        for key in ("duration", "summary", "status", "next_run"):
+        for key in ("duration", "summary", "status", "next_run", "host"):
             if hasattr(record, key):
                 payload[key] = getattr(record, key)
         if record.exc_info and not record.exc_text:

@@ -354,7 +354,7 @@ def recent_runs_lines(record: JobRecord, limit: int = RECENT_RUNS) -> list[str]:
     """One line per stored run, the last ``limit`` only."""
     return [
         f"    {run.started}  {RUN_MARK.get(str(run.status), '?'):<4}  "
-        f"{_duration(run.duration_s):>8}  {run.summary or ''}"
+        f"{_duration(run.duration_s):>8}  {f'[{run.host}] ' if run.host else ''}{run.summary or ''}"
         for run in record.runs[-limit:]
     ]
 
@@ -379,6 +379,8 @@ def detail_view(job: JobStatus, now: datetime) -> RenderableType:
     ]
     if job.progress is not None:
         rows.append(("progress", _progress_text(job)))
+    if r.running is not None and r.running.host:
+        rows.append(("running on", f"{r.running.host} (pid {r.running.pid})"))
     rows += [
         ("last run", f"{r.last_finished or r.last_started or '-'} ({relative(_last_run(job), now)})"),
         ("last status", Text(str(r.last_status or "-"), style=RUN_STYLE.get(str(r.last_status), ""))),
@@ -395,6 +397,9 @@ def detail_view(job: JobStatus, now: datetime) -> RenderableType:
     runs.add_column("started", no_wrap=True)
     runs.add_column("result", no_wrap=True)
     runs.add_column("took", justify="right", no_wrap=True)
+    hosts = any(run.host for run in r.runs[-RECENT_RUNS:])
+    if hosts:  # several machines share the state (a cluster): say which one ran each run
+        runs.add_column("host", no_wrap=True)
     runs.add_column("summary", overflow="fold")
     import statistics
 
@@ -404,10 +409,12 @@ def detail_view(job: JobStatus, now: datetime) -> RenderableType:
         status = str(run.status)
         d = run.duration_s
         d_style = "yellow" if isinstance(d, (int, float)) and d > slow else "dim"
-        runs.add_row(
+        cells: list[str | Text] = [
             str(run.started),
             Text(RUN_MARK.get(status, "?"), style=RUN_STYLE.get(status, UNKNOWN_STYLE)),
             Text(took(d), style=d_style),
-            run.summary or "",
-        )
+        ]
+        if hosts:
+            cells.append(run.host or "-")
+        runs.add_row(*cells, run.summary or "")
     return Group(facts, Text(), runs)

@@ -12,6 +12,7 @@ import logging
 import math
 import os
 import signal
+import socket
 import time
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, replace
@@ -231,7 +232,9 @@ def _record_skip(
     reason = f"skipped: another run of {spec.id} is in progress{since}"
     log.warning(reason, extra=_extra(spec, "skipped", status="skipped"))
     try:
-        committed = store.update(spec.id, lambda r: mark_skipped(r, at=now, reason=reason), now)
+        committed = store.update(
+            spec.id, lambda r: mark_skipped(r, at=now, reason=reason, host=socket.gethostname()), now
+        )
     except StratmancerError as exc:
         log.error(str(exc), extra=_extra(spec, "error"))
         return RunOutcome("skipped", exc.exit_code, error=str(exc))
@@ -301,12 +304,17 @@ def _run_locked(
 ) -> RunOutcome:
     started = clock()
     try:
-        begun = store.update(spec.id, lambda r: mark_started(r, pid=os.getpid(), started=started), started)
+        begun = store.update(
+            spec.id,
+            lambda r: mark_started(r, pid=os.getpid(), started=started, host=socket.gethostname()),
+            started,
+        )
     except StratmancerError as exc:
         log.error(f"{exc}; the job was not run", extra=_extra(spec, "error"))
         return RunOutcome("error", exc.exit_code, error=str(exc))
     _log_notice(log, spec, begun.notice)
-    log.info(f"started {spec.name}", extra=_extra(spec, "start"))
+    host = socket.gethostname()
+    log.info(f"started {spec.name} on {host} (pid {os.getpid()})", extra=_extra(spec, "start", host=host))
     t0 = time.monotonic()
     summary: str | None = None
     metrics: dict[str, float | str] | None = None
@@ -369,6 +377,7 @@ def _run_locked(
                 error=error,
                 metrics=metrics,
                 warning=warning,
+                host=socket.gethostname(),
             ),
             finished,
         )

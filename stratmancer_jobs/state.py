@@ -31,6 +31,7 @@ from stratmancer_jobs.procs import process_start_ticks
 SCHEMA_VERSION = 1
 MAX_ERROR_CHARS = 500
 MAX_SUMMARY_CHARS = 500
+MAX_HOST_CHARS = 255  # a host name (HOST_NAME_MAX is 64 on Linux; FQDNs up to 253)
 RECENT_RUNS = 20
 STATE_LOCK_TIMEOUT_S = 60.0
 FILE_MODE = 0o644
@@ -64,6 +65,7 @@ class RunMarker:
     pid: int
     started: str
     pid_starttime: int | None = None
+    host: str | None = None  # the machine running it: on a shared volume, the pid means nothing elsewhere
     extra: Mapping[str, Any] = field(default_factory=dict)
 
 
@@ -75,12 +77,15 @@ class RunEntry:
     status: str | None = None
     duration_s: float | None = None
     summary: str | None = None
+    host: str | None = None  # the machine that ran it (several nodes may share one state file)
     extra: Mapping[str, Any] = field(default_factory=dict)
 
     def as_json(self) -> dict[str, Any]:
-        """The stored object (keys sorted, as in the file)."""
+        """The stored object (keys sorted, as in the file); ``host`` only when known."""
         out = {**self.extra, "started": self.started, "status": self.status, "duration_s": self.duration_s}
         out["summary"] = self.summary
+        if self.host is not None:
+            out["host"] = self.host
         return dict(sorted(out.items()))
 
 
@@ -246,7 +251,13 @@ def _running(value: object) -> dict[str, Any] | None:
     _timestamp(value.get("started"), optional=False)
     if "pid_starttime" in value and value["pid_starttime"] is not None:
         _count(value["pid_starttime"])
+    value["host"] = _host(value.get("host"))
     return value
+
+
+def _host(value: object) -> str | None:
+    """A recorded host name; anything else is dropped rather than failing the whole state file."""
+    return _text(value, MAX_HOST_CHARS) if isinstance(value, str) and value else None
 
 
 def _metrics(value: object) -> dict[str, Any]:
@@ -282,6 +293,8 @@ def _runs(value: object) -> list[dict[str, Any]]:
         if run.get("duration_s") is not None:
             _number(run["duration_s"])
         run["summary"] = _text(run.get("summary"), max(MAX_ERROR_CHARS, MAX_SUMMARY_CHARS))
+        if "host" in run:
+            run["host"] = _host(run["host"])
     return kept
 
 
@@ -382,14 +395,15 @@ _RECORD_KEYS = frozenset(
 def _decode_marker(value: Mapping[str, Any] | None) -> RunMarker | None:
     if value is None:
         return None
-    extra = {k: v for k, v in value.items() if k not in ("pid", "started", "pid_starttime")}
-    return RunMarker(value["pid"], value["started"], value.get("pid_starttime"), extra)
+    extra = {k: v for k, v in value.items() if k not in ("pid", "started", "pid_starttime", "host")}
+    return RunMarker(value["pid"], value["started"], value.get("pid_starttime"), value.get("host"), extra)
 
 
 def _decode_run(value: Mapping[str, Any]) -> RunEntry:
-    extra = {k: v for k, v in value.items() if k not in ("started", "status", "duration_s", "summary")}
+    known = ("started", "status", "duration_s", "summary", "host")
+    extra = {k: v for k, v in value.items() if k not in known}
     status, duration_s, summary = value.get("status"), value.get("duration_s"), value.get("summary")
-    return RunEntry(value["started"], status, duration_s, summary, extra)
+    return RunEntry(value["started"], status, duration_s, summary, value.get("host"), extra)
 
 
 def _decode_record(value: Mapping[str, Any], job_id: str) -> JobRecord:
@@ -423,6 +437,8 @@ def _encode_record(record: JobRecord) -> Document:
     if marker is not None:
         out["running"] = {**marker.extra, "pid": marker.pid, "started": marker.started}
         out["running"]["pid_starttime"] = marker.pid_starttime
+        if marker.host is not None:
+            out["running"]["host"] = marker.host
     out["runs"] = [run.as_json() for run in record.runs]
     out["last_metrics"] = dict(record.last_metrics)
     pending = record.pending_change
@@ -502,10 +518,10 @@ class StateStore:
 # --- record transitions (pure: each returns a new record) ------------------------------------
 
 
-def mark_started(record: JobRecord, *, pid: int, started: datetime) -> JobRecord:
+def mark_started(record: JobRecord, *, pid: int, started: datetime, host: str | None = None) -> JobRecord:
     """Note that a run holds the job's lock now (status shows it as running while the pid lives and
     still has the start time recorded here, so that a reused pid is not taken for the run)."""
-    return replace(record, running=RunMarker(pid, iso(started), process_start_ticks(pid)))
+    return replace(record, running=RunMarker(pid, iso(started), process_start_ticks(pid), host))
 
 
 def _bumped(count: int) -> int:
@@ -528,6 +544,7 @@ def mark_finished(
     error: str | None,
     metrics: Mapping[str, float | str] | None = None,
     warning: str | None = None,
+    host: str | None = None,
 ) -> JobRecord:
     """Record a completed run (success or error) and clear the running marker.
 
@@ -569,6 +586,7 @@ def mark_finished(
         status="success" if ok else "error",
         duration_s=round(duration_s, 3),
         summary=record.last_summary if ok else record.last_error_message,
+        host=host,
     )
     return replace(record, runs=_pushed(record, entry))
 
@@ -582,9 +600,9 @@ def mark_failed_unrun(record: JobRecord, *, at: datetime, error: str) -> JobReco
     return replace(failed, running=record.running)
 
 
-def mark_skipped(record: JobRecord, *, at: datetime, reason: str) -> JobRecord:
+def mark_skipped(record: JobRecord, *, at: datetime, reason: str, host: str | None = None) -> JobRecord:
     """Record a run that did not start because another one held the job's lock."""
-    entry = RunEntry(started=iso(at), status="skipped", duration_s=0.0, summary=reason)
+    entry = RunEntry(started=iso(at), status="skipped", duration_s=0.0, summary=reason, host=host)
     skipped = _bumped(record.skipped_count)
     return replace(record, skipped_count=skipped, last_status="skipped", runs=_pushed(record, entry))
 

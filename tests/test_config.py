@@ -34,6 +34,7 @@ def test_example_config_equals_defaults(root: Path) -> None:
     assert from_file.jobs == defaults.jobs
     assert from_file.history == defaults.history and from_file.patch == defaults.patch
     assert from_file.registry == defaults.registry and from_file.hooks == defaults.hooks == {}
+    assert from_file.deploy == defaults.deploy
 
 
 def test_precedence_env_over_file(root: Path) -> None:

@@ -6,30 +6,12 @@ from pathlib import Path
 
 import yaml
 
-from stratmancer_jobs.config import Settings, load_settings
+from stratmancer_jobs.config import load_settings
 from stratmancer_jobs.crontab import render_crontab
-from stratmancer_jobs.deploy import DeployJob, DeployTarget
+from stratmancer_jobs.deploy import DeployTarget
 from stratmancer_jobs.deploy.kubernetes import render_cronjobs
 from stratmancer_jobs.deploy.systemd import render_units
-from stratmancer_jobs.jobtable import JOBS
-
-
-def deploy_jobs(settings: Settings) -> list[DeployJob]:
-    """The generators' input, built the way the CLI is meant to: JobSpec plus the resolved JobSchedule."""
-    jobs = []
-    for spec in JOBS:
-        schedule = settings.job(spec)
-        jobs.append(
-            DeployJob(
-                id=spec.id,
-                name=spec.name,
-                command=spec.command,
-                schedule=schedule.schedule,
-                grace_s=schedule.grace_s,
-                timeout_s=schedule.timeout_s,
-            )
-        )
-    return jobs
+from stratmancer_jobs.deploy.targets import deploy_jobs
 
 
 def test_all_three_follow_a_changed_schedule(root: Path) -> None:
