@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 
 from stratmancer_jobs.hooks.run import HookHttpSettings, HookResult, run_hooks
-from stratmancer_jobs.hooks.spec import PendingChange, after_run, parse_hooks
+from stratmancer_jobs.hookspec import PendingChange, after_run, parse_hooks
 from tests.hook_server import HookReply, HookServer, hook_server
 
 SECRET = "hook-secret-7f3a9c21d0"

@@ -1,4 +1,4 @@
-"""Tests for ``hooks.spec``: parsing, expansion, header resolution, descriptions and pending changes."""
+"""Tests for ``hookspec``: parsing, expansion, header resolution, descriptions and pending changes."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ from typing import Any
 import pytest
 
 from stratmancer_jobs.errors import ConfigError
-from stratmancer_jobs.hooks.spec import (
+from stratmancer_jobs.hookspec import (
     Change,
     HookError,
     HookSpec,

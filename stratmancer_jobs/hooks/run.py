@@ -35,7 +35,7 @@ from typing import IO, Literal, Protocol
 
 import requests
 
-from stratmancer_jobs.hooks.spec import HookError, HookSpec, PendingChange, describe, expand, resolve_headers
+from stratmancer_jobs.hookspec import HookError, HookSpec, PendingChange, describe, expand, resolve_headers
 from stratmancer_jobs.http import Sleep, backoff_delay, build_session, display_url, parse_retry_after
 from stratmancer_jobs.logs import redact
 
