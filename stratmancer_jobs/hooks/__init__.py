@@ -7,8 +7,9 @@ once: a change whose hooks have not all succeeded stays *pending* in the state a
 are retried on the next run, even when nothing changed since.
 
 * ``stratmancer_jobs.hookspec`` (pure, in the core layer so that config and state can use it): parsing
-  and validation (``parse_hooks``), placeholder and environment expansion (``expand``), header resolution (``resolve_headers``), safe descriptions (``describe``) and the
-  pending-change model (``PendingChange``, ``next_pending``, ``after_run``).
+  and validation (``parse_hooks``), placeholder and environment expansion (``expand``), header
+  resolution (``resolve_headers``), safe descriptions (``describe``) and the pending-change model
+  (``PendingChange``, ``next_pending``, ``after_run``).
 * ``hooks.run`` (the I/O edge): ``run_hooks`` runs the hooks still owed and reports each one, with every
   header value and secret redacted from its messages.
 """
