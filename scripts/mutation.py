@@ -45,6 +45,27 @@ MODULES: dict[str, tuple[str, tuple[str, ...]]] = {
         "stratmancer_jobs/jobs/registry/cards.py",
         ("tests/test_mut_cards.py", "tests/test_registry.py"),
     ),
+    "health": (
+        "stratmancer_jobs/health.py",
+        ("tests/test_mut_health.py", "tests/test_health.py", "tests/test_health_stuck.py"),
+    ),
+    "hookspec": ("stratmancer_jobs/hookspec.py", ("tests/test_mut_hookspec.py", "tests/test_hooks_spec.py")),
+    "served": (
+        "stratmancer_jobs/jobs/registry/served.py",
+        ("tests/test_mut_served.py", "tests/test_registry_served.py"),
+    ),
+    "targets": (
+        "stratmancer_jobs/deploy/targets.py",
+        ("tests/test_mut_targets.py", "tests/test_deploy_config.py"),
+    ),
+    "counts": (
+        "stratmancer_jobs/jobs/history/counts.py",
+        ("tests/test_mut_history.py", "tests/test_history_counts.py"),
+    ),
+    "aggregate": (
+        "stratmancer_jobs/jobs/history/aggregate.py",
+        ("tests/test_mut_history.py", "tests/test_history_counts.py"),
+    ),
 }
 
 # module name -> {mutant name without the module prefix: why no test can tell it from the original}
@@ -67,6 +88,12 @@ EQUIVALENT: dict[str, dict[str, str]] = {
     "clock": {},
     "systemd": {},
     "kubernetes": {},
+    "health": {},
+    "hookspec": {},
+    "served": {},
+    "targets": {},
+    "counts": {},
+    "aggregate": {},
     "cards": {
         "x__bare_name__mutmut_15": "value in ('.', '..'): '..' is refused again by the '..' in value test",
         "x_pick_active__mutmut_6": "> vs >=: equal (timestamp, file) is the same file, read once per run",

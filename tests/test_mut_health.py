@@ -1,0 +1,382 @@
+"""Health at its exact boundaries, asserted as whole ``Health`` values (mutation testing, issue 15).
+
+Records are built by hand; the liveness fakes check the marker they are given (its pid and start), so
+a check that passes the wrong marker, or none, fails.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from datetime import UTC, datetime, timedelta
+from zoneinfo import ZoneInfo
+
+import pytest
+
+from stratmancer_jobs import health
+from stratmancer_jobs.config import JobSchedule
+from stratmancer_jobs.health import CRITICAL, OK, WARNING, Health, compute_health
+from stratmancer_jobs.state import JobRecord, RunEntry, RunMarker
+
+UTCZ = ZoneInfo("UTC")
+HELSINKI = ZoneInfo("Europe/Helsinki")
+HOURLY = JobSchedule("0 * * * *", 300, 1800)  # grace 5 min, limit 30 min
+HOURLY_NO_LIMIT = JobSchedule("0 * * * *", 300, 0)
+YEARLY_NO_LIMIT = JobSchedule("0 0 1 1 *", 300, 0)
+PID = 4242
+
+
+def at(hour: int, minute: int = 0, second: int = 0, day: int = 1) -> datetime:
+    return datetime(2026, 1, day, hour, minute, second, tzinfo=UTC)
+
+
+def iso(moment: datetime) -> str:
+    return moment.isoformat()
+
+
+def succeeded(moment: datetime, **extra: object) -> JobRecord:
+    return JobRecord(
+        success_count=1,
+        last_status="success",
+        last_started=iso(moment),
+        last_finished=iso(moment),
+        last_success=iso(moment),
+        **extra,  # type: ignore[arg-type]
+    )
+
+
+def marker(started: datetime | str, pid: int = PID) -> RunMarker:
+    return RunMarker(pid=pid, started=started if isinstance(started, str) else iso(started))
+
+
+def liveness(expected: RunMarker, result: bool) -> Callable[[RunMarker], bool]:
+    """A fake that answers only for the running marker of the record (pid and start checked)."""
+    calls: list[RunMarker] = []
+
+    def alive(given: RunMarker) -> bool:
+        calls.append(given)
+        assert given.pid == expected.pid and given.started == expected.started, given
+        return result
+
+    alive.calls = calls  # type: ignore[attr-defined]
+    return alive
+
+
+def never_called(given: RunMarker) -> bool:
+    raise AssertionError(f"liveness checked without a running marker: {given}")
+
+
+@pytest.mark.parametrize(
+    ("seconds", "text"),
+    [
+        (-5, "0s"),
+        (0, "0s"),
+        (59.9, "59s"),
+        (119, "119s"),
+        (120, "2m"),
+        (179, "2m"),
+        (7199, "119m"),
+        (7200, "2h00m"),
+        (7259, "2h00m"),
+        (7260, "2h01m"),
+        (3600 * 25 + 60 * 7 + 5, "25h07m"),
+        (172799, "47h59m"),
+        (172800, "2d"),
+        (86400 * 5 - 1, "4d"),
+        (86400 * 5, "5d"),
+    ],
+)
+def test_age_text_at_every_unit_boundary(seconds: float, text: str) -> None:
+    assert health._age(seconds) == text
+
+
+def test_health_cell_is_the_short_text_or_the_state() -> None:
+    assert Health("late", WARNING, "d", "late 3m").cell == "late 3m"
+    assert Health("ok", OK, "ok").cell == "ok"
+    assert Health("ok", OK, "ok").short == ""
+
+
+def test_levels() -> None:
+    assert (OK, WARNING, CRITICAL) == (0, 1, 2)
+
+
+def test_never_run_without_a_marker_does_not_ask_liveness() -> None:
+    assert compute_health(JobRecord(), HOURLY, UTCZ, at(12), never_called) == Health(
+        "never run", WARNING, "no run recorded yet"
+    )
+
+
+def test_ok_up_to_the_due_time_plus_grace_and_late_from_it() -> None:
+    """Success at 12:00:00: ok until 13:05 minus a second; at exactly 13:05 the 13:00 run is missed."""
+    record = succeeded(at(12))
+    assert compute_health(record, HOURLY, UTCZ, at(13, 4, 59), never_called) == Health("ok", OK, "ok")
+    assert compute_health(record, HOURLY, UTCZ, at(13, 5), never_called) == Health(
+        "late", WARNING, "late by 0s (no success since the run due 2026-01-01 13:00 UTC)", "late 0s"
+    )
+    assert compute_health(record, HOURLY, UTCZ, at(13, 5, 1), never_called) == Health(
+        "late", WARNING, "late by 1s (no success since the run due 2026-01-01 13:00 UTC)", "late 1s"
+    )
+
+
+def test_a_success_exactly_at_the_due_time_counts() -> None:
+    """last_success == the fire time is on time; a second earlier is late."""
+    now = at(13, 30)
+    assert compute_health(succeeded(at(13)), HOURLY, UTCZ, now, never_called) == Health("ok", OK, "ok")
+    assert compute_health(succeeded(at(12, 59, 59)), HOURLY, UTCZ, now, never_called) == Health(
+        "late", WARNING, "late by 25m (no success since the run due 2026-01-01 13:00 UTC)", "late 25m"
+    )
+
+
+def test_late_turns_critical_just_past_twice_the_interval() -> None:
+    record = succeeded(at(12))
+    assert compute_health(record, HOURLY, UTCZ, at(15, 5), never_called) == Health(
+        "late", WARNING, "late by 2h00m (no success since the run due 2026-01-01 13:00 UTC)", "late 2h00m"
+    )
+    assert compute_health(record, HOURLY, UTCZ, at(15, 5, 1), never_called) == Health(
+        "late", CRITICAL, "late by 2h00m (no success since the run due 2026-01-01 13:00 UTC)", "late 2h00m"
+    )
+
+
+def test_late_due_time_is_shown_in_the_schedule_zone() -> None:
+    """The due text is local (Helsinki, EET = UTC+2) even when ``now`` is given in UTC."""
+    record = succeeded(at(12))
+    now = at(13, 5, 1)
+    assert compute_health(record, HOURLY, HELSINKI, now, never_called) == Health(
+        "late", WARNING, "late by 1s (no success since the run due 2026-01-01 15:00 EET)", "late 1s"
+    )
+    # the same instant given in another zone gives the same answer
+    assert compute_health(record, HOURLY, HELSINKI, now.astimezone(HELSINKI), never_called) == Health(
+        "late", WARNING, "late by 1s (no success since the run due 2026-01-01 15:00 EET)", "late 1s"
+    )
+
+
+def test_finished_but_never_succeeded_is_late_from_the_last_due_time() -> None:
+    """A run recorded (skipped, say) but no success ever: late counted from the last due time."""
+    record = JobRecord(skipped_count=1, last_status="skipped", last_finished=iso(at(12)))
+    assert compute_health(record, HOURLY, UTCZ, at(13, 10), never_called) == Health(
+        "late", WARNING, "late by 5m (no success since the run due 2026-01-01 13:00 UTC)", "late 5m"
+    )
+
+
+@pytest.mark.parametrize(
+    ("failures", "detail", "short"),
+    [
+        (0, "1 consecutive failure", "failing x1"),
+        (1, "1 consecutive failure", "failing x1"),
+        (2, "2 consecutive failures", "failing x2"),
+        (7, "7 consecutive failures", "failing x7"),
+    ],
+)
+def test_failing_counts_and_plural(failures: int, detail: str, short: str) -> None:
+    record = JobRecord(
+        error_count=1,
+        last_status="error",
+        last_finished=iso(at(12)),
+        last_success=iso(at(12)),  # recent: only the failure decides
+        consecutive_failures=failures,
+    )
+    assert compute_health(record, HOURLY, UTCZ, at(12, 1), never_called) == Health(
+        "failing", CRITICAL, detail, short
+    )
+
+
+def test_the_newest_completed_run_decides_failing() -> None:
+    runs = (
+        RunEntry(status="error", started=iso(at(11))),
+        RunEntry(status="success", started=iso(at(12))),
+    )
+    record = succeeded(at(12), runs=runs, consecutive_failures=0)
+    assert compute_health(record, HOURLY, UTCZ, at(12, 1), never_called) == Health("ok", OK, "ok")
+
+
+def test_a_warning_only_while_on_time() -> None:
+    record = succeeded(at(12), last_warning="the app cannot serve the model")
+    assert compute_health(record, HOURLY, UTCZ, at(12, 30), never_called) == Health(
+        "warning", WARNING, "the app cannot serve the model", "warning"
+    )
+    assert compute_health(record, HOURLY, UTCZ, at(13, 6), never_called) == Health(
+        "late", WARNING, "late by 60s (no success since the run due 2026-01-01 13:00 UTC)", "late 60s"
+    )
+
+
+def test_clock_skew_boundary_is_more_than_300_seconds() -> None:
+    now = at(12)
+    exactly = succeeded(now + timedelta(seconds=300))
+    assert compute_health(exactly, HOURLY, UTCZ, now, never_called) == Health("ok", OK, "ok")
+    ahead_text = iso(now + timedelta(seconds=301))
+    ahead = succeeded(now + timedelta(seconds=301))
+    assert compute_health(ahead, HOURLY, UTCZ, now, never_called) == Health(
+        "late",
+        WARNING,
+        f"clock skew: last success {ahead_text} is in the future; "
+        "late by 55m (no success since the run due 2026-01-01 11:00 UTC)",
+        "late 55m (clock skew)",
+    )
+
+
+def test_clock_skew_keeps_a_critical_level() -> None:
+    now = at(12)
+    text = iso(now + timedelta(hours=1))
+    record = JobRecord(
+        error_count=2,
+        last_status="error",
+        last_finished=iso(now),
+        last_success=text,
+        consecutive_failures=2,
+    )
+    assert compute_health(record, HOURLY, UTCZ, now, never_called) == Health(
+        "failing",
+        CRITICAL,
+        f"clock skew: last success {text} is in the future; 2 consecutive failures",
+        "failing x2 (clock skew)",
+    )
+
+
+def test_a_killed_run_is_noted_and_at_least_a_warning() -> None:
+    run = marker(at(12, 30))
+    record = succeeded(at(12), running=run)
+    alive = liveness(run, False)
+    assert compute_health(record, HOURLY, UTCZ, at(12, 40), alive) == Health(
+        "ok",
+        WARNING,
+        f"ok; the run started {iso(at(12, 30))} (pid {PID}) was killed",
+        "ok (killed)",
+    )
+    assert alive.calls == [run]  # type: ignore[attr-defined]
+
+
+def test_a_killed_run_keeps_a_critical_level() -> None:
+    run = marker(at(12, 30), pid=77)
+    record = JobRecord(
+        error_count=1, last_status="error", last_finished=iso(at(12)), consecutive_failures=3, running=run
+    )
+    assert compute_health(record, HOURLY, UTCZ, at(12, 40), liveness(run, False)) == Health(
+        "failing",
+        CRITICAL,
+        f"3 consecutive failures; the run started {iso(at(12, 30))} (pid 77) was killed",
+        "failing x3 (killed)",
+    )
+
+
+def test_a_killed_run_while_late() -> None:
+    run = marker(at(13))
+    record = succeeded(at(12), running=run)
+    assert compute_health(record, HOURLY, UTCZ, at(15, 5, 1), liveness(run, False)) == Health(
+        "late",
+        CRITICAL,
+        "late by 2h00m (no success since the run due 2026-01-01 13:00 UTC); "
+        f"the run started {iso(at(13))} (pid {PID}) was killed",
+        "late 2h00m (killed)",
+    )
+
+
+def running_health(record: JobRecord, schedule: JobSchedule, now: datetime) -> Health:
+    assert record.running is not None
+    alive = liveness(record.running, True)
+    result = compute_health(record, schedule, UTCZ, now, alive)
+    assert alive.calls == [record.running]  # type: ignore[attr-defined]
+    return result
+
+
+def test_running_within_limit_up_to_exactly_the_limit() -> None:
+    record = succeeded(at(12), running=marker(at(13)))
+    assert running_health(record, HOURLY, at(13, 10)) == Health(
+        "running", OK, "running for 10m", "running 10m"
+    )
+    assert running_health(record, HOURLY, at(13, 30)) == Health(
+        "running", OK, "running for 30m", "running 30m"
+    )
+    assert running_health(record, HOURLY, at(13, 30, 1)) == Health(
+        "running", WARNING, "running for 30m, past its 1800s limit", "running 30m (over limit)"
+    )
+
+
+def test_running_stuck_just_past_twice_the_limit() -> None:
+    record = succeeded(at(12), running=marker(at(13)))
+    assert running_health(record, HOURLY, at(14)) == Health(
+        "running", WARNING, "running for 60m, past its 1800s limit", "running 60m (over limit)"
+    )
+    assert running_health(record, HOURLY, at(14, 0, 1)) == Health(
+        "running",
+        CRITICAL,
+        "running for 60m: more than twice its 1800s limit (stopped or hung?)",
+        "running 60m (stuck)",
+    )
+
+
+def test_running_stuck_when_late_by_more_than_twice_the_interval() -> None:
+    record = succeeded(at(12), running=marker(at(13)))
+    assert running_health(record, HOURLY_NO_LIMIT, at(15, 5)) == Health(
+        "running", OK, "running for 2h05m", "running 2h05m"
+    )
+    assert running_health(record, HOURLY_NO_LIMIT, at(15, 5, 1)) == Health(
+        "running",
+        CRITICAL,
+        "running for 2h05m: late by 2h00m, more than twice the 60m interval (stopped or hung?)",
+        "running 2h05m (stuck)",
+    )
+
+
+def test_running_stuck_for_both_reasons() -> None:
+    record = succeeded(at(12), running=marker(at(13)))
+    assert running_health(record, HOURLY, at(15, 5, 1)) == Health(
+        "running",
+        CRITICAL,
+        "running for 2h05m: more than twice its 1800s limit; late by 2h00m, more than twice the 60m "
+        "interval (stopped or hung?)",
+        "running 2h05m (stuck)",
+    )
+
+
+def test_first_run_counts_lateness_from_its_start() -> None:
+    """Never succeeded: the run that started at 13:00 is late from 14:05 on, stuck past 16:05."""
+    record = JobRecord(running=marker(at(13)))
+    assert running_health(record, HOURLY_NO_LIMIT, at(16, 5)) == Health(
+        "running", OK, "running for 3h05m", "running 3h05m"
+    )
+    assert running_health(record, HOURLY_NO_LIMIT, at(16, 5, 1)) == Health(
+        "running",
+        CRITICAL,
+        "running for 3h05m: late by 2h00m, more than twice the 60m interval (stopped or hung?)",
+        "running 3h05m (stuck)",
+    )
+
+
+def test_running_with_an_unreadable_start_is_age_zero_and_never_late() -> None:
+    record = JobRecord(running=marker("not a time"))
+    assert running_health(record, HOURLY, at(20)) == Health("running", OK, "running for 0s", "running 0s")
+
+
+def test_running_with_a_start_in_the_future_is_age_zero() -> None:
+    record = succeeded(at(12), running=marker(at(12, 30)))
+    assert running_health(record, HOURLY, at(12, 20)) == Health("running", OK, "running for 0s", "running 0s")
+
+
+@pytest.mark.parametrize(
+    ("minutes", "text"),
+    [(1, "60s"), (2, "2m"), (119, "119m"), (120, "2h00m"), (60 * 47 + 59, "47h59m"), (60 * 48, "2d")],
+)
+def test_running_age_text(minutes: int, text: str) -> None:
+    start = datetime(2026, 3, 1, tzinfo=UTC)
+    record = succeeded(start, running=marker(start))
+    now = start + timedelta(minutes=minutes)
+    assert running_health(record, YEARLY_NO_LIMIT, now) == Health(
+        "running", OK, f"running for {text}", f"running {text}"
+    )
+
+
+def test_running_with_clock_skew() -> None:
+    now = at(13, 10)
+    text = iso(now + timedelta(hours=2))
+    record = JobRecord(
+        success_count=1,
+        last_status="success",
+        last_finished=iso(at(12)),
+        last_success=text,
+        running=marker(at(13)),
+    )
+    assert running_health(record, HOURLY, now) == Health(
+        "running",
+        WARNING,
+        f"clock skew: last success {text} is in the future; running for 10m",
+        "running 10m (clock skew)",
+    )
