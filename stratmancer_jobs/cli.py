@@ -1,9 +1,10 @@
-"""The Typer app: parse options, call one function, render. No business logic lives here."""
+"""The Typer app: parse options, call one function, render. No business logic lives here.
 
-from __future__ import annotations
+No ``from __future__ import annotations`` here: Typer reads every command's parameters at start-up,
+and string annotations would be eval()ed (compiled) on each run; real ones come from the .pyc.
+"""
 
 import io
-import json
 import logging
 import os
 import shutil
@@ -248,8 +249,10 @@ def status(
         now = utc_now().astimezone(settings.timezone)
         return (build_report(settings, now, specs) if specs else build_report(settings, now)), now
 
-    if watch:
+    if watch and sys.stdout.isatty() and not wide:
         _watch(report_now, detail=job is not None, every_s=every_s)
+    if watch:  # a pipe or a log: one plain table per interval, each printed and flushed at once
+        _watch_plain(report_now, detail=job is not None, wide=wide, every_s=every_s)
     report, now = report_now()
     if report.state_error:
         typer.echo(f"error: {report.state_error}", err=True)
@@ -257,6 +260,8 @@ def status(
         typer.echo(report.check_line())
         raise typer.Exit(report.level)
     if as_json:
+        import json
+
         typer.echo(json.dumps(report.as_json(), indent=2))
     else:
         _print_status(report, now, detail=job is not None, wide=wide)
@@ -326,6 +331,39 @@ def _watch(report_now: Any, *, detail: bool, every_s: float) -> NoReturn:
                 live.update(frame(), refresh=True)
     except KeyboardInterrupt:
         pass
+    raise typer.Exit(EXIT_OK)
+
+
+def _watch_plain(report_now: Any, *, detail: bool, wide: bool, every_s: float) -> NoReturn:
+    """`status --watch` without a terminal: the plain output (ISO times) every ``every_s`` seconds,
+    each block after a blank line and flushed, so a log or `| tee` shows it as it comes; Ctrl-C or
+    SIGTERM exits 0, a closed pipe (`| head`) exits 0 quietly."""
+    import signal
+    import time
+
+    from stratmancer_jobs import render
+
+    def stop(signum: int, frame: Any) -> NoReturn:
+        raise KeyboardInterrupt
+
+    signal.signal(signal.SIGTERM, stop)
+    first = True
+    try:
+        while True:
+            report, now = report_now()
+            text = (
+                render.job_detail(report.jobs[0], now)
+                if detail
+                else render.plain_table(report, now, wide=wide)
+            )
+            sys.stdout.write(("" if first else "\n") + text)
+            sys.stdout.flush()
+            first = False
+            time.sleep(every_s)
+    except KeyboardInterrupt:
+        pass
+    except BrokenPipeError:
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())  # no second error at exit
     raise typer.Exit(EXIT_OK)
 
 

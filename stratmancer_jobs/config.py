@@ -26,14 +26,16 @@ import tomllib
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from stratmancer_jobs.errors import ConfigError
-from stratmancer_jobs.hookspec import HookSpec, parse_hooks
 from stratmancer_jobs.jobtable import JOBS, JobSpec
 from stratmancer_jobs.layout import Layout
 from stratmancer_jobs.logs import secret_values
+
+if TYPE_CHECKING:  # parse_hooks is imported in _hooks, only when a job has on_change
+    from stratmancer_jobs.hookspec import HookSpec
 
 DEFAULT_DDRAGON_URL = "https://ddragon.leagueoflegends.com"
 
@@ -244,7 +246,12 @@ def _hooks(data: Mapping[str, Any]) -> dict[str, tuple[HookSpec, ...]]:
     for spec in JOBS:
         table = _table(jobs_table, spec.id, "jobs.")
         placeholders = ("job_id", "patch", "previous_patch") if spec.id == PATCH_JOB_ID else ("job_id",)
-        hooks = parse_hooks(spec.id, table.get("on_change"), placeholders)
+        raw = table.get("on_change")
+        if raw is None:  # parse_hooks(None) is (); hookspec is not imported (`status` start-up)
+            continue
+        from stratmancer_jobs.hookspec import parse_hooks
+
+        hooks = parse_hooks(spec.id, raw, placeholders)
         if hooks:
             result[spec.id] = hooks
     return result

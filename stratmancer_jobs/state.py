@@ -17,16 +17,16 @@ from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field, replace
 from datetime import datetime
 from pathlib import Path
-from typing import Any
-
-from filelock import FileLock, Timeout
+from typing import TYPE_CHECKING, Any
 
 from stratmancer_jobs.atomicio import atomic_write_json, make_dirs
 from stratmancer_jobs.clock import file_stamp, iso, parse_iso
 from stratmancer_jobs.errors import StateError, StorageError
-from stratmancer_jobs.hookspec import PendingChange
 from stratmancer_jobs.layout import lock_beside
 from stratmancer_jobs.procs import process_start_ticks
+
+if TYPE_CHECKING:  # imported where used: `status` reads state without locking or hooks
+    from stratmancer_jobs.hookspec import PendingChange
 
 SCHEMA_VERSION = 1
 MAX_ERROR_CHARS = 500
@@ -407,6 +407,12 @@ def _decode_run(value: Mapping[str, Any]) -> RunEntry:
 
 
 def _decode_record(value: Mapping[str, Any], job_id: str) -> JobRecord:
+    raw_pending = value.get("pending_change")
+    pending: PendingChange | None = None
+    if raw_pending is not None:  # hookspec only when a change is pending (from_json(None) is None)
+        from stratmancer_jobs.hookspec import PendingChange
+
+        pending = PendingChange.from_json(raw_pending, job_id)
     fields: dict[str, Any] = {name: value.get(name, 0 if name in COUNTERS else None) for name in FIELDS}
     return JobRecord(
         **fields,
@@ -414,7 +420,7 @@ def _decode_record(value: Mapping[str, Any], job_id: str) -> JobRecord:
         running=_decode_marker(value.get("running")),
         runs=tuple(_decode_run(run) for run in value.get("runs") or ()),
         last_metrics=dict(value.get("last_metrics") or {}),
-        pending_change=PendingChange.from_json(value.get("pending_change"), job_id),
+        pending_change=pending,
         extra={k: v for k, v in value.items() if k not in _RECORD_KEYS},
     )
 
@@ -474,6 +480,8 @@ class StateStore:
             make_dirs(self.path.parent)
         except OSError as exc:
             raise StorageError(f"cannot create state directory {self.path.parent}: {exc.strerror}") from None
+        from filelock import FileLock, Timeout  # here, not at the top: `status` never locks
+
         lock = FileLock(self.lock_path, timeout=STATE_LOCK_TIMEOUT_S, mode=FILE_MODE)
         try:
             with lock:

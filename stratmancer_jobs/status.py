@@ -6,27 +6,34 @@ import json
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from stratmancer_jobs.config import Settings
 from stratmancer_jobs.errors import StateError
 from stratmancer_jobs.health import CRITICAL, OK, WARNING, Health, compute_health
-from stratmancer_jobs.jobs import Progress
 from stratmancer_jobs.jobtable import JOBS, JobSpec
 from stratmancer_jobs.procs import marker_alive
 from stratmancer_jobs.schedule import describe, next_run
 from stratmancer_jobs.state import JobRecord, RunMarker, State, empty_state, encodable, load_state
+
+if TYPE_CHECKING:  # the jobs package (and its logging) is imported only when a progress file is read
+    from stratmancer_jobs.jobs import Progress
 
 
 @dataclass(frozen=True)
 class JobStatus:
     spec: JobSpec
     schedule: str
-    schedule_text: str
     next_run: datetime
     record: JobRecord
     health: Health
     progress: Progress | None = None  # a live run's last published progress (not in --json)
+
+    @property
+    def schedule_text(self) -> str:
+        """The schedule in English ("At 03:00"): for `status JOB` and --json only, so computed on demand
+        (cronsim.explain costs start-up time the table does not need)."""
+        return describe(self.schedule)
 
     def as_json(self) -> dict[str, Any]:
         """The ``status --json`` object; fields never set are null."""
@@ -98,7 +105,6 @@ def build_report(
             JobStatus(
                 spec=spec,
                 schedule=schedule.schedule,
-                schedule_text=describe(schedule.schedule),
                 next_run=next_run(schedule.schedule, settings.timezone, now),
                 record=record,
                 health=(health := compute_health(record, schedule, settings.timezone, now, alive)),
@@ -111,6 +117,8 @@ def build_report(
 def read_progress(settings: Settings, spec: JobSpec) -> Progress | None:
     """The running job's progress file, read without a lock (it is replaced atomically); None if absent
     or not what the runner writes."""
+    from stratmancer_jobs.jobs import Progress
+
     try:
         data = json.loads(settings.layout.job_progress(spec.id).read_bytes())
         values = [data[k] for k in ("files_done", "files_total", "bytes_done", "bytes_total")]

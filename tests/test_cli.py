@@ -218,19 +218,45 @@ def test_pretty_exceptions_never_show_locals() -> None:
     assert app.pretty_exceptions_show_locals is False
 
 
-def test_status_does_not_import_job_only_dependencies(root: Path) -> None:
-    """`status` stays light: requests (patch) and msgspec (history) are imported only by their jobs."""
+JOB_ONLY = (
+    "requests",
+    "msgspec",
+    "numpy",
+    "filelock",
+    "stratmancer_jobs.runner",
+    "stratmancer_jobs.hookspec",
+)
+
+
+@pytest.mark.parametrize(
+    ("args", "absent"),
+    [
+        # the plain table (cron, a pipe): no rich either, nor the jobs package, nor cronsim's English
+        (("status",), (*JOB_ONLY, "rich", "stratmancer_jobs.jobs", "cronsim.explain")),
+        (("status", "--json"), JOB_ONLY),
+        (("status", "refresh-patch"), (*JOB_ONLY, "rich")),
+    ],
+)
+def test_status_does_not_import_job_only_dependencies(
+    root: Path, args: tuple[str, ...], absent: tuple[str, ...]
+) -> None:
+    """`status` stays light (start-up is most of its time): requests (patch), msgspec and numpy (history),
+    filelock (state writes), hookspec (on_change hooks, none configured here) and the runner are
+    imported only by the jobs; rich only to draw on a terminal."""
     import subprocess
     import sys
 
+    from stratmancer_jobs.config import load_settings
     from tests.conftest import REPO
+    from tests.status_fixtures import sample_report
 
+    sample_report(load_settings(root, {"TZ": "UTC"}))  # a state with a success, a failure, a running job
     code = (
         "import sys\n"
         "from stratmancer_jobs.cli import app\n"
-        f"try:\n    app(['--root', {str(root)!r}, 'status', '--json'])\n"
+        f"try:\n    app(['--root', {str(root)!r}, *{list(args)!r}])\n"
         "except SystemExit:\n    pass\n"
-        "print(sorted(m for m in ('requests', 'msgspec', 'stratmancer_jobs.runner') if m in sys.modules))\n"
+        f"print(sorted(m for m in {list(absent)!r} if m in sys.modules))\n"
     )
     done = subprocess.run(
         [sys.executable, "-c", code],

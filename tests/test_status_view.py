@@ -231,3 +231,22 @@ def test_watch_in_a_pty_shows_progress_and_exits_0_on_ctrl_c(root: Path) -> None
     finally:
         slow.kill()
         slow.wait()
+
+
+def test_watch_without_a_tty_prints_one_plain_table_per_interval(root: Path) -> None:
+    """`status --watch 0.2 | ...` (a log, a pipe): whole plain tables as they come, flushed; SIGINT exits 0."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("STRATMANCER_")}
+    env.update(PYTHONPATH=str(REPO))
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "stratmancer_jobs", "--root", str(root), "status", "--watch", "0.2"],
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+    )
+    assert proc.stdout is not None
+    lines = [proc.stdout.readline().decode() for _ in range(9)]  # two tables: header + 3 jobs, a blank line
+    proc.send_signal(signal.SIGINT)
+    _out, err = proc.communicate(timeout=10)
+    assert proc.returncode == 0, err
+    assert lines[0].startswith("job ") and lines[4] == "\n" and lines[5] == lines[0]
+    assert "\x1b" not in "".join(lines)  # plain text, no cursor movement or colour
