@@ -88,8 +88,25 @@ EQUIVALENT: dict[str, dict[str, str]] = {
     "clock": {},
     "systemd": {},
     "kubernetes": {},
-    "health": {},
-    "hookspec": {},
+    "health": {
+        "x__health__mutmut_3": "skew = None vs '': both falsy; skew is only tested for truth until set",
+        # astimezone(None) gives a fixed-offset local zone: the same instant, and +/- timedelta on a fixed
+        # offset is exact, so comparisons and differences by instant are unchanged
+        "x__lateness__mutmut_2": "due.astimezone(None): same instant; due is only compared by instant",
+        "x__lateness__mutmut_25": "first_missed.astimezone(None) + grace: same instant (fixed offset)",
+        "x_compute_health__mutmut_11": "now.astimezone(None): same instant; now is only used by instant",
+    },
+    "hookspec": {
+        **{
+            f"x__url__mutmut_{n}": "placeholder stand-in for validation: 'x', 'X', 'XXxXX' parse alike "
+            "(letters, not hex; the hostname is lowercased)"
+            for n in (26, 27)
+        },
+        "x_expand__mutmut_19": "quote(safe='XXXX'): letters are never quoted, so the safe set is unchanged",
+        "x_next_pending__mutmut_28": "succeeded=() dropped: () is the field's default",
+        "xǁPendingChangeǁfrom_json__mutmut_50": "attempts > 0: a stored 0 becomes the fallback 0",
+        "xǁPendingChangeǁfrom_json__mutmut_51": "attempts >= 1: a stored 0 becomes the fallback 0",
+    },
     "served": {},
     "targets": {},
     "counts": {},

@@ -7,6 +7,7 @@ a check that passes the wrong marker, or none, fails.
 from __future__ import annotations
 
 from collections.abc import Callable
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from zoneinfo import ZoneInfo
 
@@ -269,10 +270,10 @@ def test_a_killed_run_while_late() -> None:
     )
 
 
-def running_health(record: JobRecord, schedule: JobSchedule, now: datetime) -> Health:
+def running_health(record: JobRecord, schedule: JobSchedule, now: datetime, zone: ZoneInfo = UTCZ) -> Health:
     assert record.running is not None
     alive = liveness(record.running, True)
-    result = compute_health(record, schedule, UTCZ, now, alive)
+    result = compute_health(record, schedule, zone, now, alive)
     assert alive.calls == [record.running]  # type: ignore[attr-defined]
     return result
 
@@ -379,4 +380,61 @@ def test_running_with_clock_skew() -> None:
         WARNING,
         f"clock skew: last success {text} is in the future; running for 10m",
         "running 10m (clock skew)",
+    )
+
+
+# --- the schedule's zone reaches every computation (a daily job at 03:00 Helsinki is 01:00 UTC) ---------
+
+DAILY_HELSINKI = JobSchedule("0 3 * * *", 3600, 0)
+DAY = datetime(2026, 1, 10, 1, 0, 5, tzinfo=UTC)  # 03:00:05 EET: just after the run due that day
+
+
+def test_late_counts_from_the_fire_time_in_the_schedule_zone() -> None:
+    record = succeeded(DAY)
+    now = datetime(2026, 1, 11, 2, 0, 1, tzinfo=UTC)  # the 01-11 03:00 EET run + 1 h grace, and 1 s
+    expected = Health(
+        "late", WARNING, "late by 1s (no success since the run due 2026-01-11 03:00 EET)", "late 1s"
+    )
+    assert compute_health(record, DAILY_HELSINKI, HELSINKI, now, never_called) == expected
+    run = marker(now - timedelta(hours=30))
+    killed = compute_health(replace(record, running=run), DAILY_HELSINKI, HELSINKI, now, liveness(run, False))
+    assert killed == Health(
+        "late",
+        WARNING,
+        f"{expected.detail}; the run started {run.started} (pid {PID}) was killed",
+        "late 1s (killed)",
+    )
+
+
+def test_running_stuck_boundary_in_the_schedule_zone() -> None:
+    run = marker(DAY + timedelta(hours=1))
+    record = succeeded(DAY, running=run)
+    edge = datetime(2026, 1, 13, 2, 0, tzinfo=UTC)  # late by exactly twice the 24 h interval
+    assert running_health(record, DAILY_HELSINKI, edge, HELSINKI) == Health(
+        "running", OK, "running for 2d", "running 2d"
+    )
+    assert running_health(record, DAILY_HELSINKI, edge + timedelta(seconds=1), HELSINKI) == Health(
+        "running",
+        CRITICAL,
+        "running for 2d: late by 2d, more than twice the 24h00m interval (stopped or hung?)",
+        "running 2d (stuck)",
+    )
+
+
+def test_the_interval_on_a_23_hour_day() -> None:
+    """2026-03-29 has 23 hours in Helsinki: late by 47.5 h is more than twice that interval."""
+    last = datetime(2026, 3, 26, 1, 0, 5, tzinfo=UTC)
+    now = datetime(2026, 3, 29, 1, 30, tzinfo=UTC)
+    assert compute_health(succeeded(last), DAILY_HELSINKI, HELSINKI, now, never_called) == Health(
+        "late",
+        CRITICAL,
+        "late by 47h30m (no success since the run due 2026-03-27 03:00 EET)",
+        "late 47h30m",
+    )
+    record = succeeded(last, running=marker(now - timedelta(minutes=5)))
+    assert running_health(record, DAILY_HELSINKI, now, HELSINKI) == Health(
+        "running",
+        CRITICAL,
+        "running for 5m: late by 47h30m, more than twice the 23h00m interval (stopped or hung?)",
+        "running 5m (stuck)",
     )
