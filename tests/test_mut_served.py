@@ -3,8 +3,11 @@ whole values (mutation testing, issue 15)."""
 
 from __future__ import annotations
 
+import errno
 import os
 import socket
+import stat
+from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -363,3 +366,113 @@ def test_card_artifact_problem() -> None:
     assert card_artifact_problem(card("mid", "c", model_file=5, calibrated=True), {5: "x"}) is None  # type: ignore[dict-item]
     assert card_artifact_problem(card("mid", "c", calibrated=True, calibrator_file=5), {5: "x"}) is None  # type: ignore[dict-item]
     assert card_artifact_problem(card("mid", "c", calibrated=True), {}) is None
+
+
+# --- the rare branches: errors and files swapped between the checks (os calls faked for one path) -----
+
+
+def test_kind_of_every_special_mode() -> None:
+    from stratmancer_jobs.jobs.registry.served import _kind
+
+    assert _kind(stat.S_IFDIR) == "a directory"
+    assert _kind(stat.S_IFIFO) == "a FIFO"
+    assert _kind(stat.S_IFSOCK) == "a socket"
+    assert _kind(stat.S_IFCHR) == "a device"
+    assert _kind(stat.S_IFBLK) == "a device"
+    assert _kind(stat.S_IFLNK) == "a special file"
+    assert _kind(0) == "a special file"
+
+
+def failing(target: Path, real: Callable[..., Any], error: OSError) -> Callable[..., Any]:
+    def fake(path: Any, *args: Any, **kwargs: Any) -> Any:
+        if Path(path) == target:
+            raise error
+        return real(path, *args, **kwargs)
+
+    return fake
+
+
+@pytest.mark.parametrize("call", ["lstat", "stat"])
+@pytest.mark.parametrize(
+    ("error", "shown"),
+    [
+        (OSError(errno.EIO, "Input/output error"), "Input/output error"),
+        (PermissionError(), "PermissionError"),
+    ],
+)
+def test_cannot_inspect(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, call: str, error: OSError, shown: str
+) -> None:
+    target = write(tmp_path / "m.pkl", b"\x80\x04N.")
+    monkeypatch.setattr(os, call, failing(target, getattr(os, call), error))
+    assert artifact_problem(target) == f"cannot inspect: {shown}"
+
+
+@pytest.mark.parametrize(
+    ("error", "shown"),
+    [(OSError(errno.EACCES, "Permission denied"), "Permission denied"), (OSError(), "OSError")],
+)
+def test_unreadable_on_open(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, error: OSError, shown: str
+) -> None:
+    target = write(tmp_path / "m.pkl", b"\x80\x04N.")
+    monkeypatch.setattr(os, "open", failing(target, os.open, error))
+    assert artifact_problem(target) == f"unreadable: {shown}"
+
+
+@pytest.mark.parametrize(
+    ("error", "shown"),
+    [
+        (OSError(errno.EIO, "Input/output error"), "Input/output error"),
+        (IsADirectoryError(), "IsADirectoryError"),
+    ],
+)
+def test_unreadable_on_read(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, error: OSError, shown: str
+) -> None:
+    target = write(tmp_path / "m.pkl", b"\x80\x04N.")
+
+    def pread(fd: int, n: int, offset: int) -> bytes:
+        raise error
+
+    monkeypatch.setattr(os, "pread", pread)
+    assert artifact_problem(target) == f"unreadable: {shown}"
+
+
+def test_the_file_is_opened_non_blocking_and_close_on_exec(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    target = write(tmp_path / "m.pkl", b"\x80\x04N.")
+    flags: list[int] = []
+    real = os.open
+
+    def spy(path: Any, flag: int, *args: Any) -> int:
+        flags.append(flag)
+        return real(path, flag, *args)
+
+    monkeypatch.setattr(os, "open", spy)
+    assert artifact_problem(target) is None
+    assert flags == [os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC]
+
+
+@pytest.mark.parametrize(
+    ("mode", "size", "problem"),
+    [
+        (stat.S_IFIFO | 0o644, 4, "not a regular file: a FIFO"),
+        (stat.S_IFDIR | 0o755, 4, "not a regular file: a directory"),
+        (stat.S_IFREG | 0o644, 0, "empty (0 bytes)"),
+    ],
+)
+def test_a_file_swapped_after_the_check(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, mode: int, size: int, problem: str
+) -> None:
+    """What is opened is checked again: a file replaced between stat and open is judged as opened."""
+    target = write(tmp_path / "m.pkl", b"\x80\x04N.")
+    real = os.fstat
+
+    def fstat(fd: int) -> os.stat_result:
+        got = real(fd)
+        return os.stat_result((mode, got.st_ino, got.st_dev, 1, 0, 0, size, 0, 0, 0))
+
+    monkeypatch.setattr(os, "fstat", fstat)
+    assert artifact_problem(target) == problem
