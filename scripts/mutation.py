@@ -110,7 +110,7 @@ EQUIVALENT: dict[str, dict[str, str]] = {
     "served": {
         # os.O_CLOEXEC exists on Linux, so getattr's default is never used
         **{
-            f"x_artifact_problem__mutmut_{n}": f"getattr(os, 'O_CLOEXEC', {d}): the default is unused on Linux"
+            f"x_artifact_problem__mutmut_{n}": f"getattr(os, 'O_CLOEXEC', {d}): default unused on Linux"
             for n, d in ((39, "None"), (42, "<none>"), (45, "1"))
         },
         "x_artifact_problem__mutmut_72": "pread(fd, 2, size - 1): at the end of the file it returns 1 byte",
