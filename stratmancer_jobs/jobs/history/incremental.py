@@ -8,12 +8,20 @@ always those of a full rebuild.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Final
 
 import msgspec
 
 from stratmancer_jobs.jobs.history.filestat import Buf, FileStat, Hasher, prefix_digest
-from stratmancer_jobs.jobs.history.records import LINE_ENDS, Decoded, RecordsError, decode_array, decode_lines
+from stratmancer_jobs.jobs.history.records import (
+    LINE_ENDS,
+    Decoded,
+    RecordsError,
+    decode_array,
+    decode_lines,
+    keep_distinct,
+)
 
 
 class Checkpoint(msgspec.Struct, frozen=True):
@@ -97,3 +105,100 @@ def decode_file(
     had = previous is not None and previous.elements
     elements = had or bool(decoded.records) or any(decoded.skipped.values())
     return decoded, Checkpoint(stat, base + end, prefix_digest(buf, start, end, state), elements=elements)
+
+
+class Unsplittable(Exception):
+    """A batch of a streamed JSON array did not decode on its own: decode the file whole instead."""
+
+
+def _separator(head: bytes) -> bytes | None:
+    """``\n`` + indent + ``},``: how a top-level element ends in this file (as the collector writes it).
+
+    None when the file does not look like an indented array of objects (it is then decoded whole).
+    """
+    text = head.lstrip()
+    if text[:1] != b"[":
+        return None
+    after = text[1:]
+    brace = after.find(b"{")
+    if brace < 0 or after[:brace].strip():
+        return None
+    line = after.rfind(b"\n", 0, brace)
+    indent = after[line + 1 : brace]
+    if line < 0 or indent.strip(b" \t"):
+        return None
+    return b"\n" + indent + b"},"
+
+
+Reader = Callable[[memoryview], int]  # ``readinto``: fills the view, returns the bytes read (0 at the end)
+
+
+def decode_array_stream(readinto: Reader, name: str, size: int) -> tuple[Decoded, int, int]:
+    """Decode a whole JSON array read ``size`` bytes at a time: ``(decoded, consumed, digest)`` as
+    ``decode_file`` finds them for the whole file, holding one batch of bytes at a time.
+
+    The bytes are cut after a top-level element's closing line (``_separator``) and each batch is
+    decoded as ``[batch]`` (the ``,`` on each side of it overwritten in place). Every batch decoding on
+    its own proves the cuts fall between top-level elements (a cut inside a string or a nested value
+    leaves it unbalanced, hence invalid), so the records and skip counts are exactly those of the whole
+    file; otherwise Unsplittable, and the caller decodes the file whole (which also reports a file
+    caught mid-write exactly as before). One buffer is reused for every batch (no page faults).
+    """
+    hasher = Hasher()
+    out = Decoded()
+    buf = bytearray(size)
+    fill = 0  # bytes of the file held in buf, from file offset ``offset``
+    offset = 0
+    sep: bytes | None = None
+    while True:
+        if len(buf) < fill + size:
+            buf.extend(bytes(fill + size - len(buf)))
+        with memoryview(buf) as view:
+            n = readinto(view[fill : fill + size])
+        if not n:
+            break
+        searched, fill = fill, fill + n
+        if sep is None:
+            sep = _separator(bytes(buf[: min(fill, 1 << 20)]))
+            if sep is None:
+                if offset or searched:  # not the collector's layout, and large: decode it whole
+                    raise Unsplittable(name)
+                continue
+        cut = buf.rfind(sep, max(0, searched - len(sep)), fill)
+        if cut < 0:
+            continue
+        stop = cut + len(sep) - 1  # the ``,`` after the element's ``}``
+        with memoryview(buf) as view:
+            hasher.update(view[:stop])
+        if offset:
+            buf[0] = ord("[")  # was the ``,`` before this batch (hashed with the batch before)
+        buf[stop] = ord("]")
+        with memoryview(buf) as view, view[: stop + 1] as batch:
+            _merge(out, batch, name)
+        buf[stop] = ord(",")
+        offset += stop
+        buf[: fill - stop] = buf[stop:fill]  # the rest (a part of one element) starts with that ``,``
+        fill -= stop
+    rest = bytes(buf[:fill])
+    del buf
+    if offset == 0:  # never cut: a small file, read in one go
+        decoded = decode_array(rest)
+        end = _array_end(rest)
+        hasher.update(rest[:end])
+        return decoded, end, int(hasher.intdigest())
+    end = _array_end(rest)
+    if end <= 0:
+        raise Unsplittable(name)
+    hasher.update(rest[:end])
+    _merge(out, memoryview(b"[" + rest[1:]), name)
+    keep_distinct(out)
+    return out, offset + end, int(hasher.intdigest())
+
+
+def _merge(out: Decoded, batch: memoryview, name: str) -> None:
+    try:
+        decoded = decode_array(batch, distinct=False)
+    except RecordsError:
+        raise Unsplittable(name) from None
+    out.records += decoded.records
+    out.skipped.update(decoded.skipped)

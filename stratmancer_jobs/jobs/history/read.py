@@ -25,7 +25,13 @@ from stratmancer_jobs.jobs.history import cache, sources
 from stratmancer_jobs.jobs.history.aggregate import Entry, is_entry
 from stratmancer_jobs.jobs.history.counts import GroupState, Reorder
 from stratmancer_jobs.jobs.history.filestat import Buf, FileStat
-from stratmancer_jobs.jobs.history.incremental import Checkpoint, Rebuild, decode_file
+from stratmancer_jobs.jobs.history.incremental import (
+    Checkpoint,
+    Rebuild,
+    Unsplittable,
+    decode_array_stream,
+    decode_file,
+)
 from stratmancer_jobs.jobs.history.records import Decoded, RecordsError
 from stratmancer_jobs.jobs.history.sources import SourceFile
 from stratmancer_jobs.jobs.history.tiers import GROUPS, TIERS, parse_tier_file
@@ -137,8 +143,7 @@ def _rebuild(group: str, files: list[SourceFile], reader: Reader) -> GroupRun:
             run.errors[source.name] = source.error
             continue
         try:
-            with reader.open(source) as (buf, stat):
-                decoded, checkpoint = decode_file(source.kind, source.name, buf, stat, None)
+            decoded, checkpoint = _read_whole(source, reader)
         except RecordsError as exc:
             run.errors[source.name] = f"{source.path}: {exc}"
             continue
@@ -152,6 +157,24 @@ def _rebuild(group: str, files: list[SourceFile], reader: Reader) -> GroupRun:
         run.state.add(source.tier, source.kind, decoded.records, decoded.skipped)
         run.checkpoints[source.name] = checkpoint
     return run
+
+
+def _read_whole(source: SourceFile, reader: Reader) -> tuple[Decoded, Checkpoint]:
+    """Decode all of a file: a large JSON array batch by batch (``decode_array_stream``: bounded memory,
+    the whole file's records and checkpoint), anything else -- or an array that cannot be cut -- whole."""
+    if source.kind == "json" and source.stat.size > sources.STREAM_CHUNK:
+        try:
+            with sources.streamed(source) as (readinto, stat_of):
+                decoded, consumed, digest = decode_array_stream(readinto, source.name, sources.STREAM_CHUNK)
+                stat = stat_of()
+        except Unsplittable:
+            pass
+        else:
+            reader.count(stat.size)
+            elements = bool(decoded.records) or any(decoded.skipped.values())
+            return decoded, Checkpoint(stat, consumed, digest, elements=elements)
+    with reader.open(source) as (buf, stat):
+        return decode_file(source.kind, source.name, buf, stat, None)
 
 
 def process_group(
@@ -235,8 +258,10 @@ def carried(
     for key, members in (*((t, (t,)) for t in TIERS), *GROUPS.items()):
         mine = {name for name, f in now.items() if f.tier in members}
         before = {name for name in manifest.files if (parse_tier_file(name) or ("",))[0] in members}
-        if mine and mine == before and all(
-            now[name].error is None and now[name].stat == manifest.files[name] for name in mine
+        if (
+            mine
+            and mine == before
+            and all(now[name].error is None and now[name].stat == manifest.files[name] for name in mine)
         ):
             keys.append(key)
     if not keys:

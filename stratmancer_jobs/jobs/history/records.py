@@ -153,33 +153,43 @@ def finite(buf: Buf) -> bytes | None:
     return _NONFINITE_OR_STRING.sub(_null, bytes(buf))
 
 
-def decode_array(buf: Buf) -> Decoded:
-    """Decode a whole JSON array of records; RecordsError when it is not valid JSON or not an array."""
+def decode_array(buf: Buf | memoryview, *, distinct: bool = True) -> Decoded:
+    """Decode a whole JSON array of records; RecordsError when it is not valid JSON or not an array.
+
+    ``distinct=False`` leaves the repeated-champion check of the fast path to the caller
+    (``keep_distinct``), for records decoded in batches and checked at once.
+    """
     try:
-        return _decode_array(buf)
+        return _decode_array(buf, distinct)
     except RecordsError:
-        cleaned = finite(buf)
+        cleaned = finite(buf.tobytes() if isinstance(buf, memoryview) else buf)
         if cleaned is None:
             raise
-        return _decode_array(cleaned)
+        return _decode_array(cleaned, distinct)
 
 
-def _decode_array(buf: Buf) -> Decoded:
+def keep_distinct(out: Decoded) -> None:
+    """Drop the records whose 10 picks are not distinct, counting them as skipped."""
+    valid = _all_distinct(out.records)
+    if len(valid) != len(out.records):
+        out.skipped[REPEATED_CHAMPION] += len(out.records) - len(valid)
+    out.records = valid
+
+
+def _decode_array(buf: Buf | memoryview, distinct: bool = True) -> Decoded:
     try:
         matches = _ARRAY.decode(buf)
     except msgspec.ValidationError:
         return _decode_array_slow(buf)
     except (msgspec.DecodeError, RecursionError) as exc:  # malformed, or nested too deeply
         raise RecordsError(f"not valid JSON ({exc})") from None
-    out = Decoded()
-    valid = _all_distinct(matches)
-    if len(valid) != len(matches):
-        out.skipped[REPEATED_CHAMPION] += len(matches) - len(valid)
-    out.records = valid
+    out = Decoded(matches)
+    if distinct:
+        keep_distinct(out)
     return out
 
 
-def _decode_array_slow(buf: Buf) -> Decoded:
+def _decode_array_slow(buf: Buf | memoryview) -> Decoded:
     try:
         raws = _RAW_ARRAY.decode(buf)
     except msgspec.ValidationError:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import contextlib
 import logging
 import os
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Final
@@ -23,6 +23,7 @@ from stratmancer_jobs.jobs.history.tiers import file_rank, parse_tier_file
 
 _log = logging.getLogger(__name__)
 CHUNK: Final = 1024 * 1024  # read size when checking a counted prefix
+STREAM_CHUNK: Final = 16 * 1024 * 1024  # read size when decoding a large JSON array batch by batch
 
 
 class ReadError(InputError):
@@ -139,6 +140,44 @@ def mapped(source: SourceFile) -> Iterator[tuple[Buf, FileStat]]:
     except (OSError, ValueError, MemoryError) as exc:
         raise ReadError(read_error(source.path, exc, st.st_size if st is not None else None)) from None
     yield buf, FileStat(len(buf), st.st_mtime_ns, fingerprint_of(buf), st.st_ctime_ns, st.st_ino)
+
+
+@contextlib.contextmanager
+def streamed(source: SourceFile) -> Iterator[tuple[Callable[[memoryview], int], Callable[[], FileStat]]]:
+    """The open file's ``readinto``, and the stat of what was read through it.
+
+    For reading a file a part at a time, never holding it whole (see ``mapped`` for why files are
+    read, not mapped). Call the stat after the last read: it fingerprints the first and last bytes of
+    the file with the size that was read. ReadError names the file when a read fails.
+    """
+    try:
+        handle = source.path.open("rb", buffering=0)
+    except OSError as exc:
+        raise ReadError(read_error(source.path, exc)) from None
+    with handle:
+        fd = handle.fileno()
+        st = os.fstat(fd)
+        total = 0
+
+        def readinto(view: memoryview) -> int:
+            nonlocal total
+            try:
+                n = handle.readinto(view) or 0
+            except (OSError, MemoryError) as exc:
+                raise ReadError(read_error(source.path, exc, st.st_size)) from None
+            total += n
+            return n
+
+        def stat() -> FileStat:
+            try:
+                head = os.pread(fd, min(EDGE, total), 0)
+                last = os.pread(fd, EDGE, total - EDGE) if total > EDGE else b""
+            except OSError as exc:
+                raise ReadError(read_error(source.path, exc, st.st_size)) from None
+            fingerprint = fingerprint_bytes(head, last, total)
+            return FileStat(total, st.st_mtime_ns, fingerprint, st.st_ctime_ns, st.st_ino)
+
+        yield readinto, stat
 
 
 @dataclass(frozen=True)
