@@ -60,15 +60,29 @@ class JobTimeout(JobError):
     """A job ran past its maximum run time."""
 
 
+class JobTerminated(JobError):
+    """The run was stopped by SIGTERM (a supervisor stopping it): recorded as failed, no hooks run."""
+
+
 class PartialFailure(JobError):
     """The job did part of its work (e.g. the other tiers were updated) but must be recorded as failed.
 
-    Carries what was done, so that the run's summary and metrics are recorded beside the error.
+    Carries what was done, so that the run's summary and metrics are recorded beside the error, and
+    ``change``: the ``jobs.Change`` of the output this partial run did commit (None when the output is
+    as before). The runner runs the change hooks for it although the run is an error. It is typed
+    ``object`` because this core module cannot import ``jobs``; the runner ignores anything that is
+    not a ``jobs.Change``.
     """
 
     def __init__(
-        self, message: str, *, summary: str, metrics: Mapping[str, float | str] | None = None
+        self,
+        message: str,
+        *,
+        summary: str,
+        metrics: Mapping[str, float | str] | None = None,
+        change: object | None = None,
     ) -> None:
         super().__init__(message)
         self.summary = summary
         self.metrics: Mapping[str, float | str] = dict(metrics or {})
+        self.change = change

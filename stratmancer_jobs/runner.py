@@ -31,12 +31,14 @@ from stratmancer_jobs.errors import (
     EXIT_OK,
     EXIT_USAGE,
     JobError,
+    JobTerminated,
     JobTimeout,
     PartialFailure,
     StorageError,
     StratmancerError,
 )
 from stratmancer_jobs.hookspec import Change, PendingChange, after_run, next_pending
+from stratmancer_jobs.jobs import Change as JobChange
 from stratmancer_jobs.jobs import JobContext, JobResult, Progress, ProgressSink, load_job
 from stratmancer_jobs.jobtable import JobSpec
 from stratmancer_jobs.logs import redact
@@ -100,7 +102,7 @@ def _time_limit(seconds: float) -> Iterator[None]:
         raise fired[-1]
 
     def on_term(signum: int, frame: FrameType | None) -> None:
-        fired.append(JobError("terminated by SIGTERM"))
+        fired.append(JobTerminated("terminated by SIGTERM"))
         raise fired[-1]
 
     old_alarm = signal.signal(signal.SIGALRM, on_alarm)
@@ -321,7 +323,9 @@ def _run_locked(
     error: str | None = None
     exit_code = EXIT_OK
     interrupted = False
+    stopped = False  # SIGTERM: a supervisor is stopping the run, so no hooks are started
     result: JobResult | None = None
+    change: JobChange | None = None  # the output this run committed, even a failed one
     progress_file = settings.layout.job_progress(spec.id)
     try:
         with _time_limit(limit):
@@ -337,12 +341,14 @@ def _run_locked(
                 result = func(ctx)
             finally:
                 _clear_progress(progress_file)
-        summary, metrics = result.summary, dict(result.metrics)
-    except PartialFailure as exc:  # part of the work was done: its summary and metrics are recorded too
+        summary, metrics, change = result.summary, dict(result.metrics), result.change
+    except PartialFailure as exc:  # part of the work was done: its summary, metrics and change count too
         summary, metrics = exc.summary, dict(exc.metrics)
+        change = exc.change if isinstance(exc.change, JobChange) else None
         error, exit_code = str(exc), exc.exit_code
     except StratmancerError as exc:
         error, exit_code = str(exc), exc.exit_code
+        stopped = isinstance(exc, JobTerminated)
     except Exception as exc:
         error, exit_code = f"{type(exc).__name__}: {exc}", EXIT_FAILED
         log.error("unexpected error, traceback follows", exc_info=True, extra=_extra(spec, "traceback"))
@@ -355,12 +361,22 @@ def _run_locked(
     if summary:
         summary = redact(summary, settings.redact_values)
     warning = redact(result.warning, settings.redact_values) if result and result.warning else None
-    # the output is committed: tell the app (at least once) before the outcome is recorded
+    # whatever output is committed (this run's, even a failed one's, or an earlier run's still owed):
+    # tell the app, at least once, before the outcome is recorded. Every run that holds the lock does
+    # this, success or failure, except one interrupted (Ctrl-C) or terminated (SIGTERM): the change
+    # then stays pending for the next run.
     pending = begun.state.job(spec.id).pending_change
-    if error is None and result is not None:
-        pending, hook_error = _change_hooks(spec, settings, store, log, result, pending, hooks, finished)
+    if not (interrupted or stopped):
+        pending, hook_error, hooks_interrupted = _change_hooks(
+            spec, settings, store, log, change, pending, hooks, finished
+        )
         if hook_error is not None:
-            error, exit_code = hook_error, EXIT_FAILED
+            hook_error = redact(hook_error, settings.redact_values)
+            error, exit_code = (
+                (hook_error if error is None else f"{error}; {hook_error}"),
+                exit_code or EXIT_FAILED,
+            )
+        interrupted = interrupted or hooks_interrupted
     ok = error is None
     state: State | None = None
     try:
@@ -419,25 +435,25 @@ def _change_hooks(
     settings: Settings,
     store: StateStore,
     log: logging.Logger,
-    result: JobResult,
+    change: JobChange | None,
     stored: PendingChange | None,
     enabled: bool,
     now: datetime,
-) -> tuple[PendingChange | None, str | None]:
+) -> tuple[PendingChange | None, str | None, bool]:
     """Merge this run's change into the pending one, run the hooks it still owes, and return the
-    pending change left (None when every hook succeeded) and the hooks' error (already redacted).
+    pending change left (None when every hook succeeded), the hooks' error (already redacted) and
+    whether a KeyboardInterrupt stopped them (the caller records the run, then re-raises it).
 
     The pending change is written to the state before any hook runs, so that a run killed during a
     hook still leaves it to the next run (at least once).
     """
-    change = result.change
     seen = Change(spec.id, change.paths, dict(change.fields), iso(now)) if change is not None else None
     pending = next_pending(stored, seen)
     specs = settings.job_hooks(spec)
     if pending is None:
-        return None, None
+        return None, None, False
     if not specs:
-        return None, None  # nothing to tell: a change without hooks is not kept
+        return None, None, False  # nothing to tell: a change without hooks is not kept
     if pending != stored:
         try:
             store.update(spec.id, lambda r: replace(r, pending_change=pending), now)
@@ -445,19 +461,23 @@ def _change_hooks(
             log.warning(f"pending change not recorded before the hooks: {exc}", extra=_extra(spec, "hooks"))
     if not enabled:
         log.info("--no-hooks: on_change hooks not run; the change stays pending", extra=_extra(spec, "hooks"))
-        return pending, None
+        return pending, None, False
     from stratmancer_jobs.hooks.run import run_hooks
 
-    report = run_hooks(
-        specs,
-        pending,
-        env=settings.env,
-        log=log.getChild(spec.id),
-        http=settings.patch,
-        redact_values=settings.redact_values,
-        cwd=settings.layout.root,
-    )
-    return after_run(pending, report.succeeded_keys, report.error), report.error
+    try:
+        report = run_hooks(
+            specs,
+            pending,
+            env=settings.env,
+            log=log.getChild(spec.id),
+            http=settings.patch,
+            redact_values=settings.redact_values,
+            cwd=settings.layout.root,
+        )
+    except KeyboardInterrupt:  # the hooks that finished are not known: every one is owed again
+        message = "interrupted (KeyboardInterrupt) while running the on_change hooks"
+        return after_run(pending, (), message), message, True
+    return after_run(pending, report.succeeded_keys, report.error), report.error, False
 
 
 def _publish_metrics(settings: Settings, log: logging.Logger, spec: JobSpec, state: State | None) -> None:

@@ -12,8 +12,10 @@ One way to fail:
 * failure: raise. ``errors.StratmancerError`` subclasses carry their exit code and message (one clear
   line); anything else is recorded as an unexpected error with its traceback in the log;
 * partial success (a bad tier file while the other tiers were updated; the patch fallback written but
-  Data Dragon failed): raise ``errors.PartialFailure(message, summary=..., metrics=...)``. The run is
-  recorded as failed (exit 1) with the summary and metrics of what was done beside the error.
+  Data Dragon failed): raise ``errors.PartialFailure(message, summary=..., metrics=..., change=...)``.
+  The run is recorded as failed (exit 1) with the summary and metrics of what was done beside the
+  error. ``change`` is the ``Change`` of the output the partial run committed (None when the output is
+  as before): the runner still runs the change hooks for it, so that the app learns of what was written.
 
 Progress: a job that can tell how far it is calls ``ctx.progress(Progress(...))`` when it is not None
 (refresh-history: at the start and after each file read). Jobs never draw anything themselves.

@@ -166,7 +166,8 @@ def summarize(outcome: HistoryOutcome, seconds: float) -> str:
 def run(ctx: JobContext) -> JobResult:
     """Refresh the index; ``--full`` (``options["full"]``) ignores the incremental cache.
 
-    A bad tier file raises PartialFailure after the other tiers were updated (summary and metrics kept).
+    A bad tier file raises PartialFailure after the other tiers were updated (summary, metrics and the
+    index's change kept).
     """
     started = time.monotonic()
     before = _identity(ctx.settings.layout.history_index)
@@ -191,13 +192,13 @@ def run(ctx: JobContext) -> JobResult:
         "mode": outcome.mode,
     }
     summary = summarize(outcome, time.monotonic() - started)
-    if outcome.errors:
-        error = "bad tier file(s), their tiers kept their last entries: " + "; ".join(outcome.errors)
-        raise PartialFailure(error, summary=summary, metrics=metrics)
     # the index is rewritten only when its bytes differ (write.py), each time under a new inode
     index = ctx.settings.layout.history_index
-    changed = _identity(index) != before
-    return JobResult(summary=summary, metrics=metrics, change=Change((str(index),)) if changed else None)
+    change = Change((str(index),)) if _identity(index) != before else None
+    if outcome.errors:  # the other tiers' update was written: the change travels with the failure
+        error = "bad tier file(s), their tiers kept their last entries: " + "; ".join(outcome.errors)
+        raise PartialFailure(error, summary=summary, metrics=metrics, change=change)
+    return JobResult(summary=summary, metrics=metrics, change=change)
 
 
 def _identity(path: Path) -> tuple[int, int, int] | None:

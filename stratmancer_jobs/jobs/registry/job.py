@@ -4,13 +4,15 @@ I/O lives here (listing directories, reading cards, the previous snapshot, writi
 validation, choice and diffing are pure functions in ``cards.py``; ``served.py`` judges what the running
 app would serve (its file-name rule) and whether it can (artifacts checked, never unpickled). When the
 served model differs from the active card, or an elo has no servable model, the run succeeds with a
-warning. The output counts as changed (for the change hooks) when the active or served set changed.
+warning. The output counts as changed (for the change hooks) when the active or served set changed, or
+a served model or calibrator file was replaced under the same name (its size, mtime, inode or ctime).
 """
 
 from __future__ import annotations
 
 import json
 import logging
+import os
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
@@ -110,8 +112,32 @@ def _problems(layout: Layout, names: list[str]) -> dict[str, str]:
     return problems
 
 
+def _file_identities(layout: Layout, served: dict[str, dict[str, Any]]) -> dict[str, list[int] | None]:
+    """{name: [size, mtime_ns, inode, ctime_ns]} of every served model and calibrator file (None when
+    it cannot be stat'ed): a retrain that overwrites ``draft_*.pkl`` under the same name, in place or by
+    rename, changes it. Cheap: one stat per file, nothing read, nothing unpickled."""
+    names = sorted(
+        {
+            name
+            for entry in served.values()
+            for name in (entry.get("model_file"), entry.get("calibrator_file"))
+            if isinstance(name, str) and name
+        }
+    )
+    identities: dict[str, list[int] | None] = {}
+    for name in names:
+        try:
+            st = os.stat(layout.trained_dir / name)
+        except (OSError, ValueError):
+            identities[name] = None
+        else:
+            identities[name] = [st.st_size, st.st_mtime_ns, st.st_ino, st.st_ctime_ns]
+    return identities
+
+
 def _signature(snapshot: Any) -> Any:
-    """What the app's state depends on: the active cards (file, sha256) and the served files.
+    """What the app's state depends on: the active cards (file, sha256), the served files, and those
+    files' identity (``served_files``: size, mtime, inode, ctime).
 
     ``generated_at`` and the change lists are left out, so an unchanged registry is not a change.
     """
@@ -137,7 +163,8 @@ def _signature(snapshot: Any) -> Any:
         if isinstance(served, dict)
         else None
     )
-    return [active_sig, served_sig]
+    files = snapshot.get("served_files")
+    return [active_sig, served_sig, files if isinstance(files, dict) else None]
 
 
 def _previous_signature(path: Path) -> Any:
@@ -231,6 +258,7 @@ def refresh_registry(
         "models": [card.summary() for card in sorted(valid, key=lambda c: (c.elo, c.timestamp, c.file))],
         "invalid": [{"file": bad.file, "reason": bad.reason} for bad in invalid],
         "served": served.served,
+        "served_files": _file_identities(layout, served.served),
         "unservable": [{"file": bad.file, "reason": bad.reason} for bad in unservable],
         "changes": {"added": changes.added, "removed": changes.removed, "changed": changes.changed},
     }
