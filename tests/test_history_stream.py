@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import io
 import json
+from collections import Counter
 from pathlib import Path
 
 import pytest
@@ -100,3 +101,28 @@ def test_a_refresh_streams_large_files_to_the_same_index(
         indexes.append(index_bytes(root))
     assert indexes[0] == indexes[2]
     assert indexes[1] == indexes[3]
+
+
+@pytest.mark.parametrize("seed", range(6))
+def test_entries_with_numpy_equal_the_loops(seed: int) -> None:
+    import random
+
+    from stratmancer_jobs.config import HistorySettings
+    from stratmancer_jobs.jobs.history import aggregate
+    from stratmancer_jobs.jobs.history.counts import GroupState
+    from stratmancer_jobs.jobs.history.records import Match
+
+    rng = random.Random(seed)
+    pool = rng.sample(range(1, 400), 14)
+    state = GroupState("MID")
+    games = []
+    for i in range(rng.randint(1, 300)):
+        picks = rng.sample(pool, 10)
+        games.append(Match(tuple(picks[:5]), tuple(picks[5:]), rng.random() < 0.5, f"m{i}"))  # type: ignore[arg-type]
+    state.add("GOLD", "json", games, Counter())
+    for limits in ((1, 1, 1), (3, 2, 5), (40, 30, 20)):
+        thresholds = HistorySettings(*limits)
+        counts = state.tiers["GOLD"].counts
+        assert aggregate._build_entry_numpy(counts, state.keys, thresholds) == aggregate._build_entry_loops(
+            counts, state.keys, thresholds
+        )

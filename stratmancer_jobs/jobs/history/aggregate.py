@@ -9,8 +9,11 @@ values, summed with ``math.fsum`` (exact, so independent of order) and rounded t
 
 from __future__ import annotations
 
+import contextlib
 import math
+import sys
 from collections.abc import Mapping
+from itertools import chain, compress
 from operator import add
 from typing import Any, Final
 
@@ -57,8 +60,65 @@ def build_entry(counts: Counts, keys: list[int], thresholds: HistorySettings) ->
     """One tier's or group's entry: exactly the five keys StratMancer's ``HistoryIndex.load`` reads.
 
     The loops are comprehensions over whole rows (a group entry has ~40,000 cells); the diagonal of
-    every matrix is zero, so a champion never pairs with or counters itself.
+    every matrix is zero, so a champion never pairs with or counters itself. When numpy is already
+    imported (a run that counted with it) the rates are computed on whole matrices instead
+    (``_build_entry_numpy``, the same entry); a small incremental run does not import it for this.
     """
+    if "numpy" in sys.modules and keys:
+        with contextlib.suppress(OverflowError):  # counts beyond int64 (never in practice): the loops
+            return _build_entry_numpy(counts, keys, thresholds)
+    return _build_entry_loops(counts, keys, thresholds)
+
+
+def _build_entry_numpy(counts: Counts, keys: list[int], thresholds: HistorySettings) -> Entry:
+    import numpy as np
+
+    size = len(keys)
+    counts.resize(size)
+    names = [str(k) for k in keys]
+
+    def rates(won: Any, games: Any, minimum: int) -> tuple[Any, Any]:
+        mask = games >= minimum
+        mask &= games > 0
+        w, g = won[mask], games[mask]
+        return mask, (2 * SCALE * w + g) // (2 * g) / SCALE
+
+    cw, cl = np.array(counts.cw, dtype=np.int64), np.array(counts.cl, dtype=np.int64)
+    mask, values = rates(cw, cw + cl, thresholds.min_champ_games)
+    champ_wr = dict(zip(compress(names, mask.tolist()), values.tolist(), strict=True))
+
+    pw, pl = np.array(counts.pw, dtype=np.int64), np.array(counts.pl, dtype=np.int64)
+    won_m, games_m = pw + pw.T, pw + pw.T + pl + pl.T
+    upper = np.triu_indices(size, 1)  # row by row, as ``pair_keys`` lists them
+    mask, values = rates(won_m[upper], games_m[upper], thresholds.min_pair_games)
+    flat_names = chain.from_iterable(pair_keys(keys))
+    pair_wr = dict(zip(compress(flat_names, mask.tolist()), values.tolist(), strict=True))
+
+    vs = np.array(counts.vs, dtype=np.int64)
+    mask, values = rates(vs, vs + vs.T, thresholds.min_counter_games)
+    row_sizes = mask.sum(axis=1).tolist()
+    value_list = values.tolist()
+    counter_wr: dict[str, dict[str, float]] = {}
+    start = 0
+    for name, row_mask, n in zip(names, mask.tolist(), row_sizes, strict=True):
+        if n:
+            counter_wr[name] = dict(
+                zip(compress(names, row_mask), value_list[start : start + n], strict=True)
+            )
+            start += n
+
+    champ_values = list(champ_wr.values())
+    avg = round(math.fsum(champ_values) / len(champ_values), DIGITS) if champ_values else 0.5
+    return {
+        "champ_wr": champ_wr,
+        "pair_wr": pair_wr,
+        "counter_wr": counter_wr,
+        "n_matches": counts.n,
+        "avg_wr": avg,
+    }
+
+
+def _build_entry_loops(counts: Counts, keys: list[int], thresholds: HistorySettings) -> Entry:
     size = len(keys)
     counts.resize(size)
     names = [str(k) for k in keys]
