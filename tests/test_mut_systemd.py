@@ -466,3 +466,18 @@ def test_quoted_command_words() -> None:
     """An executable path with a space is quoted in ExecStart=."""
     units = render_units((TWO,), DeployTarget(ROOT, "/opt/my app/run"), user=False)
     assert '\nExecStart="/opt/my app/run" two\n' in units["stratmancer-two.service"]
+
+
+# --- phase 2: the last survivors ----------------------------------------------------------------------
+
+
+def test_a_one_value_range_is_not_reversed() -> None:
+    assert cron_to_oncalendar("0 5-5 * * *") == "*-*-* 05:00:00"
+    assert cron_to_oncalendar("0 0 * * 5-5") == "Fri *-*-* 00:00:00"
+
+
+def test_executable_with_capital_x_and_user_with_capitals(tmp_path: Path) -> None:
+    target = DeployTarget(tmp_path, "/opt/X/bin/stratmancer-jobs", run_as="Svc_User")
+    service = render_units([TWO], target, user=False)["stratmancer-two.service"].splitlines()
+    assert "ExecStart=/opt/X/bin/stratmancer-jobs two" in service
+    assert "User=Svc_User" in service
