@@ -90,8 +90,8 @@ EQUIVALENT: dict[str, dict[str, str]] = {
         # cron_to_oncalendar validates with CronSim first: a range that reaches _parse_field is "a-b" with
         # one dash and two valid tokens, so _value never raises there
         "x__parse_field__mutmut_29": "rpartition vs partition: a validated range has exactly one '-'",
-        "x__parse_field__mutmut_34": "expr=None for a range start: only in an error a valid range never raises",
-        "x__parse_field__mutmut_40": "expr=None for a range end: only in an error a valid range never raises",
+        "x__parse_field__mutmut_34": "expr=None for a range start: error text a valid range never reaches",
+        "x__parse_field__mutmut_40": "expr=None for a range end: error text a valid range never reaches",
         "x__quote_word__mutmut_1": "executable=True default: stops '$' doubling; commands never hold '$'",
         # _seconds is called with accuracy_s (refused below 1 before) and a truthy randomized delay only
         "x__seconds__mutmut_1": "value <= 0: 0 never reaches _seconds (accuracy >= 1, delay if truthy)",
