@@ -4,11 +4,14 @@ The I/O edge of the job: scan, read what changed (``read``), plan and render (``
 (``write``), and turn the outcome into the runner's summary and metrics. Bad tier files do not stop the
 run: their tiers keep their last entries, the others are updated, and the run raises PartialFailure.
 
-Where the time goes (200,000 matches, 450 MB, profiled): full rebuild ~1.6 s on shared cores, about
-1.7-1.9x a one-thread msgspec decode (decode ~0.45 s, numpy counting ~0.4 s, entries + rendering
-~0.3 s over two processes); a 1% append to every tier ~0.4-0.5 s (mostly entries and the group caches;
-XXH3 of every counted byte ~0.02 s); an append to one tier also carries the other tiers' and groups'
-entries over from the previous index; no change ~4 ms. See ``scripts/bench_history.py``.
+Where the time goes (200,000 matches, 450 MB, 2 shared cores, ``scripts/bench_history.py``): full
+rebuild ~1.3 s, 1.75x a one-thread msgspec decode of whole files (decode, numpy counting, entries built on
+numpy matrices and rendered over two processes); peak RSS 134 MB, because a large JSON array is read
+and decoded in 16 MB batches (1,000,000 matches: 376 MB, 1.18x the floor). A 1% append to every tier
+~0.47 s (35%): the group caches (~0.12 s each way: materialising ~200k seen ids and the count lists),
+and the entries, which are rebuilt whole because such an append changes 10-45% of every entry's pair
+and counter cells; an append to one tier carries the other tiers' and groups' entries over from the
+previous index; no change ~5 ms.
 """
 
 from __future__ import annotations
