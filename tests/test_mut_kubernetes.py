@@ -564,3 +564,35 @@ def test_pvc_refusals(options: dict[str, str], message: str) -> None:
     with pytest.raises(ConfigError) as caught:
         build_pvc(**{"namespace": "ns", "name": "c", **options})
     assert str(caught.value) == message
+
+
+# --- phase 2: the last survivors ----------------------------------------------------------------------
+
+
+def test_a_dns_name_of_exactly_253_characters() -> None:
+    name = ".".join(["a" * 63] * 4)[:253]
+    assert len(name) == 253
+    assert build_pvc(namespace="ns", name=name)["metadata"]["name"] == name
+    with pytest.raises(ConfigError):
+        build_pvc(namespace="ns", name=name + "b")
+
+
+@pytest.mark.parametrize("expr", ["0 0 * * 1-7", "0 0 * * 1,7", "0 0 * * 0/7"])
+def test_sunday_as_7_later_in_a_field(expr: str) -> None:
+    with pytest.raises(ConfigError) as caught:
+        check_schedule(expr)
+    assert str(caught.value) == f"schedule {expr!r}: Kubernetes does not accept 7 for Sunday; use 0 or SUN"
+
+
+def test_render_cronjobs_passes_the_margin_and_the_pull_policy() -> None:
+    job = DeployJob("j2", "Two", "two", "*/5 * * * *", 60, 240)
+    common: dict[str, Any] = {"namespace": "ns", "image": "i:1", "pvc": "p", "timezone": None}
+    text = render_cronjobs([job], **common, kill_margin_s=5, image_pull_policy="Always")
+    body = to_yaml(build_cronjobs([job], **common, kill_margin_s=5, image_pull_policy="Always"))
+    assert text.endswith(body)
+    assert "activeDeadlineSeconds: 245" in text and 'imagePullPolicy: "Always"' in text
+
+
+def test_render_pvc_default_storage_is_10gi() -> None:
+    assert render_pvc(namespace="ns", name="p") == render_pvc(namespace="ns", name="p", storage="10Gi")
+    assert 'storage: "10Gi"' in render_pvc(namespace="ns", name="p")
