@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 import math
 import random
+import sys
 from collections import Counter
 from collections.abc import Iterator, Sequence
 from itertools import combinations
@@ -105,16 +106,33 @@ def random_games(rng: random.Random, n: int, pool: Sequence[int], prefix: str) -
     return out
 
 
+_MODE = {"hide_numpy": False}
+
+
 @pytest.fixture(params=["loop", "numpy"])
 def path(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> Iterator[str]:
+    """ "loop": plain counting, and entries built while numpy is not loaded; "numpy": both with numpy."""
     if request.param == "numpy":
+        import numpy  # noqa: F401 -- loaded, as after a large count
+
         monkeypatch.setattr(counts_module, "VECTOR_MIN", 1, raising=False)
+    _MODE["hide_numpy"] = request.param == "loop"
     yield request.param
+    _MODE["hide_numpy"] = False
+
+
+def build(counts: Counts, keys: list[int], thresholds: HistorySettings) -> dict[str, Any]:
+    """``build_entry``, with numpy hidden from ``sys.modules`` in the "loop" mode (only for this call)."""
+    if not _MODE["hide_numpy"]:
+        return build_entry(counts, keys, thresholds)
+    with pytest.MonkeyPatch.context() as patch:
+        patch.delitem(sys.modules, "numpy", raising=False)
+        return build_entry(counts, keys, thresholds)
 
 
 def entries(state: GroupState, tier: str | None, thresholds: HistorySettings = ALL) -> dict[str, Any]:
     counts = state.group_counts() if tier is None else state.tiers[tier].counts
-    return build_entry(counts, list(state.keys), thresholds)
+    return build(counts, list(state.keys), thresholds)
 
 
 # --- counting ------------------------------------------------------------------------------------------
@@ -133,7 +151,7 @@ def test_every_champion_pair_and_counter_of_a_small_tier(path: str) -> None:
     assert entries(state, "GOLD", DEFAULT) == oracle([game(m) for m in games], DEFAULT)
 
 
-def test_the_hand_built_three_games_whole() -> None:
+def test_the_hand_built_three_games_whole(path: str) -> None:
     games = [
         mk("M1", [1, 2, 3, 4, 5], [6, 7, 8, 9, 10], True),
         mk("M2", [1, 2, 3, 4, 5], [6, 7, 8, 9, 11], False),
@@ -150,7 +168,7 @@ def test_the_hand_built_three_games_whole() -> None:
     assert entry["n_matches"] == 3
 
 
-def test_one_game_every_slot_distinct() -> None:
+def test_one_game_every_slot_distinct(path: str) -> None:
     """One game: each of the 10 pair slots and 25 counter cells is exactly 1 (a slot mixed up shows)."""
     state = GroupState("LOW")
     state.add("IRON", "jsonl", [mk(1, [5, 4, 3, 2, 1], [10, 9, 8, 7, 6], False)], Counter())
@@ -204,7 +222,7 @@ def test_duplicates_within_a_json_file_and_within_the_jsonl_part(path: str) -> N
     assert entries(state, None) == expected
 
 
-def test_duplicate_jsonl_only() -> None:
+def test_duplicate_jsonl_only(path: str) -> None:
     d = mk("D", [1, 3, 5, 7, 9], [2, 4, 6, 8, 10], False)
     e = mk("E", [1, 2, 5, 7, 9], [3, 4, 6, 8, 10], True)
     state = GroupState("MID")
@@ -258,21 +276,23 @@ def test_reorder_when_an_earlier_copy_turns_up_late() -> None:
     ]:
         state = GroupState("MID")
         state.add(*first, [x], Counter())
-        with pytest.raises(Reorder):
+        with pytest.raises(Reorder) as caught:
             state.add(*then, [other, x], Counter())
+        assert caught.value.args == ("X",)
     # a later tier saw X in its JSONL file, then its own JSON file (earlier) brings it: reorder too
     state = GroupState("MID")
     state.add("GOLD", "json", [x], Counter())
     state.add("PLATINUM", "jsonl", [x], Counter())
-    with pytest.raises(Reorder):
+    with pytest.raises(Reorder) as caught:
         state.add("PLATINUM", "json", [x], Counter())
+    assert caught.value.args == ("X",)
     # the same order again is no reorder
     state = GroupState("MID")
     state.add("GOLD", "jsonl", [x], Counter())
     assert state.add("GOLD", "jsonl", [x, other], Counter()) == 1
 
 
-def test_groups_are_separate_and_tiers_preset() -> None:
+def test_groups_are_separate_and_tiers_preset(path: str) -> None:
     assert sorted(GroupState("HIGH").tiers) == ["CHALLENGER", "DIAMOND", "GRANDMASTER", "MASTER"]
     state = GroupState("LOW")
     assert sorted(state.tiers) == ["BRONZE", "IRON", "SILVER"]
@@ -287,7 +307,7 @@ def test_groups_are_separate_and_tiers_preset() -> None:
     }
 
 
-def test_sum_counts_and_check() -> None:
+def test_sum_counts_and_check(path: str) -> None:
     rng = random.Random(5)
     a_games = random_games(rng, 10, range(1, 13), "a")
     b_games = random_games(rng, 10, range(5, 20), "b")
@@ -296,10 +316,10 @@ def test_sum_counts_and_check() -> None:
     state.add("PLATINUM", "json", b_games, Counter())
     size = len(state.keys)
     total = sum_counts([state.tiers["GOLD"].counts, state.tiers["PLATINUM"].counts], Counts(), size)
-    assert build_entry(total, list(state.keys), ALL) == oracle([game(m) for m in a_games + b_games], ALL)
+    assert build(total, list(state.keys), ALL) == oracle([game(m) for m in a_games + b_games], ALL)
     total.check(size)
     back = sum_counts([total], state.tiers["PLATINUM"].counts, size)
-    assert build_entry(back, list(state.keys), ALL) == oracle([game(m) for m in a_games], ALL)
+    assert build(back, list(state.keys), ALL) == oracle([game(m) for m in a_games], ALL)
     Counts().check(0)
     with pytest.raises(ValueError, match="champion counter"):
         total.check(size + 1)
@@ -340,7 +360,7 @@ def test_pair_keys_numeric_order_and_memo() -> None:
     assert pair_keys([10, 9, 100]) == [["9,10", "10,100"], ["9,100"], []]
 
 
-def test_thresholds_at_exactly_the_minimum() -> None:
+def test_thresholds_at_exactly_the_minimum(path: str) -> None:
     """Champion 1 plays 5 games, pair 1,2 three, 1 against 6 three: in at the minimum, out one below."""
     games = [mk(f"t{i}", [1, 2, 3, 4, 5], [6, 7, 8, 9, 10], i < 2) for i in range(3)]
     games += [mk(f"u{i}", [1, 11, 12, 13, 14], [15, 16, 17, 18, 19], True) for i in range(2)]
@@ -358,7 +378,7 @@ def test_thresholds_at_exactly_the_minimum() -> None:
     }  # fmt: skip
 
 
-def test_avg_wr_is_the_rounded_mean() -> None:
+def test_avg_wr_is_the_rounded_mean(path: str) -> None:
     games = [
         mk("a", [1, 2, 3, 4, 5], [6, 7, 8, 9, 10], True),
         mk("b", [1, 2, 3, 4, 11], [6, 7, 8, 9, 12], False),
@@ -451,3 +471,51 @@ def test_render_an_entry_fragment() -> None:
         render({"X": {**good_entry(), "avg_wr": 0.0}})
         == (json.dumps({"X": {**good_entry(), "avg_wr": 0.0}}, indent=2, sort_keys=True) + "\n").encode()
     )
+
+
+def test_check_names_what_is_wrong() -> None:
+    """The cache's sanity check: each counter of the wrong size, or a negative count, is refused."""
+
+    def fresh() -> Counts:
+        counts = Counts()
+        counts.resize(2)
+        counts.check(2)
+        return counts
+
+    for name in ("cw", "cl"):
+        bad = fresh()
+        getattr(bad, name).append(0)
+        with pytest.raises(ValueError, match=r"^a champion counter has the wrong size$"):
+            bad.check(2)
+    for name in ("pw", "pl", "vs"):
+        short = fresh()
+        getattr(short, name).pop()
+        with pytest.raises(ValueError, match=r"^a matrix has the wrong size$"):
+            short.check(2)
+        ragged = fresh()
+        getattr(ragged, name)[1].append(0)
+        with pytest.raises(ValueError, match=r"^a matrix has the wrong size$"):
+            ragged.check(2)
+    for name in ("cw", "cl"):
+        negative = fresh()
+        getattr(negative, name)[1] = -1
+        with pytest.raises(ValueError, match=r"^negative count$"):
+            negative.check(2)
+
+
+def test_counts_beyond_64_bits_still_give_an_entry() -> None:
+    import numpy  # noqa: F401 -- loaded, as after a large count
+
+    counts = Counts()
+    counts.resize(2)
+    counts.cw[0] = counts.cl[0] = 2**64
+    counts.vs[0][1] = 2**64
+    counts.vs[1][0] = 2**64 * 3
+    counts.n = 2**65
+    assert build_entry(counts, [7, 3], ALL) == {
+        "champ_wr": {"7": 0.5},
+        "pair_wr": {},
+        "counter_wr": {"7": {"3": 0.25}, "3": {"7": 0.75}},
+        "n_matches": 2**65,
+        "avg_wr": 0.5,
+    }
