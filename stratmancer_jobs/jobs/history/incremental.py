@@ -80,7 +80,10 @@ def decode_file(
             stat,
             base + lines.end,
             prefix_digest(buf, start, lines.end, state),
-            unterminated=lines.unterminated,
+            # nothing new after an unterminated last line (a touch, a same-content rewrite of another
+            # file): it is still unterminated, and the next append must still start with a line break
+            unterminated=lines.unterminated
+            or (previous is not None and previous.unterminated and lines.end == start),
         )
         return lines.decoded, checkpoint
     if previous is None:
