@@ -137,8 +137,70 @@ EQUIVALENT: dict[str, dict[str, str]] = {
         "x_artifact_problem__mutmut_72": "pread(fd, 2, size - 1): at the end of the file it returns 1 byte",
     },
     "targets": {},
-    "counts": {},
-    "aggregate": {},
+    "counts": {
+        # zip(..., strict=True) guards lengths that are always equal here (every counter has the index's size)
+        **{
+            f"{fn}__mutmut_{n}": "zip strict=True dropped: the zipped rows always have equal lengths"
+            for fn, numbers in (
+                ("x__add", (41, 44, 45, 56, 59, 60, 71, 74, 75)),
+                ("x__add_rows", (10, 13, 14)),
+                ("xǁCountsǁcount", (4, 7, 8)),
+            )
+            for n in numbers
+        },
+        **{f"x__add__mutmut_{n}": "sign is only ever +1 or -1" for n in (3, 4, 8)},
+        "x_sum_counts__mutmut_10": "_add(..., 2): only the sign of 'sign' is used",
+        "x_sum_counts__mutmut_19": "_add(..., -2): only the sign of 'sign' is used",
+        "xǁCountsǁcheck__mutmut_22": "min(default=1): an empty counter is not negative either way",
+        "xǁCountsǁresize__mutmut_2": "size < old: at size == old it extends every counter by nothing",
+        "xǁGroupStateǁ_count__mutmut_3": "n <= VECTOR_MIN: which path counts, not what is counted",
+        # a wrong array shape or length makes numpy raise ValueError, and the plain loop counts instead
+        **{
+            f"xǁGroupStateǁ_count__mutmut_{n}": "wrong fromiter count or reshape: ValueError, the loop counts"
+            for n in (11, 12, 18, 25, 26, 30, 31, 37, 44, 45)
+        },
+        **{
+            f"xǁGroupStateǁ_count__mutmut_{n}": "lookup table or search: the same dense positions either way"
+            for n in (56, 57, 58, 69)
+        },
+        "xǁGroupStateǁ_count__mutmut_78": "np.array dtype=None: int64 by default for these ints",
+        "xǁGroupStateǁ_count__mutmut_80": "np.array without dtype: int64 by default for these ints",
+        "xǁGroupStateǁ_count__mutmut_92": "won as floats 0.0/1.0: np.where tests truth the same way",
+        "xǁGroupStateǁ_count__mutmut_96": "fromiter without count: the same array",
+        "xǁGroupStateǁ_dedup__mutmut_30": "first >= rank: first is another tier's rank there, never equal",
+    },
+    "aggregate": {
+        # zip(..., strict=True) guards lengths that are always equal (every counter has the index's size)
+        **{
+            f"{fn}__mutmut_{n}": "zip strict=True dropped: the zipped rows always have equal lengths"
+            for fn, numbers in (
+                ("x__build_entry_loops", (19, 23, 24, 54, 58, 63, 71, 73, 74, 86, 90, 91)),
+                ("x__fold", (10, 13, 14, 16, 17, 18)),
+                ("x__build_entry_numpy", (41, 44, 49, 84, 87, 92, 116, 120, 121, 126, 129, 135)),
+            )
+            for n in numbers
+        },
+        "x__build_entry_loops__mutmut_69": "zip(*[]) is [] as well: the 'if size' guard changes nothing",
+        # without dtype=int64 numpy makes int64 arrays of these ints (object arrays beyond 64 bits: the
+        # same values, where int64 would overflow into the loops)
+        **{
+            f"x__build_entry_numpy__mutmut_{n}": "np.array without dtype=int64: the same values"
+            for n in (22, 24, 26, 28, 52, 54, 56, 58, 95, 97)
+        },
+        "x__build_entry_numpy__mutmut_9": "games >= 0: the thresholds are >= 1 (config), so games > 0 holds",
+        **{
+            f"x_build_entry__mutmut_{n}": "which of the two builders runs, not what it builds (same entry)"
+            for n in (2, 3, 4)
+        },
+        "x_join_fragments__mutmut_13": "'ASCII' vs 'ascii': codec names are case-insensitive",
+        "x_render__mutmut_8": "'UTF-8' vs 'utf-8': codec names are case-insensitive",
+        "x_render__mutmut_4": "the inverted choice writes with dump_json: the same bytes (tested equal)",
+        "x_render_entry__mutmut_5": "msgspec.json.format's default indent is 2",
+        "x_pair_keys__mutmut_3": "no memo hit: the keys are rebuilt, the same",
+        "x_pair_keys__mutmut_4": "memo looked up under None: the keys are rebuilt, the same",
+        "x_pair_keys__mutmut_13": "memo stores None: the keys are rebuilt next time, the same",
+        "x_pair_keys__mutmut_9": "a <= b: the keys of an index are distinct",
+    },
     "cards": {
         "x__bare_name__mutmut_15": "value in ('.', '..'): '..' is refused again by the '..' in value test",
         "x_pick_active__mutmut_6": "> vs >=: equal (timestamp, file) is the same file, read once per run",

@@ -519,3 +519,16 @@ def test_counts_beyond_64_bits_still_give_an_entry() -> None:
         "n_matches": 2**65,
         "avg_wr": 0.5,
     }
+
+
+def test_matches_without_an_id_are_not_remembered() -> None:
+    state = GroupState("LOW")
+    state.add(
+        "IRON",
+        "json",
+        [mk(None, [1, 2, 3, 4, 5], [6, 7, 8, 9, 10], True), mk("a", [1, 2, 3, 4, 5], [6, 7, 8, 9, 10], True)],
+        Counter(),
+    )
+    assert state.seen == {"a": 0}
+    state.add("BRONZE", "jsonl", [mk("b", [1, 2, 3, 4, 5], [6, 7, 8, 9, 10], True)], Counter())
+    assert state.seen == {"a": 0, "b": 3}
