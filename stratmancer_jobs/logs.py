@@ -96,6 +96,15 @@ class JsonFormatter(logging.Formatter):
         return json.dumps(payload, ensure_ascii=False, default=str)
 
 
+class _CurrentStderr(logging.StreamHandler):  # type: ignore[type-arg]
+    """Writes to whatever ``sys.stderr`` is when a line is logged: a progress bar on a terminal redirects
+    it while drawing, so log lines print above the bar instead of leaving pieces of it on screen."""
+
+    def emit(self, record: logging.LogRecord) -> None:
+        self.stream = sys.stderr
+        super().emit(record)
+
+
 def setup_logging(
     *, verbose: bool, quiet: bool, fmt: str, secrets: tuple[str, ...], stream: TextIO | None = None
 ) -> logging.Logger:
@@ -103,7 +112,7 @@ def setup_logging(
     logger = logging.getLogger(LOGGER_NAME)
     for handler in list(logger.handlers):
         logger.removeHandler(handler)
-    handler = logging.StreamHandler(stream if stream is not None else sys.stderr)
+    handler = logging.StreamHandler(stream) if stream is not None else _CurrentStderr()
     handler.setFormatter(JsonFormatter() if fmt == "json" else HumanFormatter())
     handler.addFilter(_RedactFilter(secrets))
     logger.addHandler(handler)
