@@ -2,7 +2,8 @@
 
 * ``manifest.json``: the inputs' stats and fingerprints, the index's stat and the thresholds of the
   last successful run -- enough to see "nothing changed" without opening anything else.
-* ``group_<GROUP>.bin``: one elo group's counters, seen match ids and file checkpoints (msgpack), behind
+* ``group_<GROUP>.bin``: one elo group's counters, seen match ids (one msgpack map, decoded straight
+  into the dict the counting uses) and file checkpoints (msgpack), behind
   a BLAKE2b digest of the payload.
 
 Each file is written with ``atomicio`` and is self-consistent on its own; a missing, stale, corrupt or
@@ -27,7 +28,8 @@ from stratmancer_jobs.jobs.history.incremental import Checkpoint
 from stratmancer_jobs.jobs.history.records import ALL_REASONS
 from stratmancer_jobs.jobs.history.tiers import GROUPS, KINDS, TIERS
 
-FORMAT: Final = 3  # 2: ctime and inode in checkpoints and file entries; 3: XXH3 prefix digests
+FORMAT: Final = 4  # 2: ctime and inode in checkpoints and file entries; 3: XXH3 prefix digests;
+# 4: seen ids as one msgpack map (decoded straight into the dict, no list + ranks + zip)
 _DIGEST: Final = 32
 
 
@@ -108,8 +110,7 @@ class _GroupBlob(msgspec.Struct, frozen=True):
     keys: list[int]
     tiers: dict[str, _TierBlob]
     excluded: _CountsBlob
-    seen_ids: list[str | int]
-    seen_ranks: bytes
+    seen: dict[str | int, int]  # match_id -> rank of the counted copy
     files: dict[str, _CheckpointBlob]
 
 
@@ -155,8 +156,7 @@ def encode_group(state: GroupState, files: dict[str, Checkpoint]) -> bytes:
         keys=state.keys,
         tiers=tiers,
         excluded=_to_blob(state.excluded),
-        seen_ids=list(state.seen),
-        seen_ranks=_bytes_array(list(state.seen.values())),
+        seen=state.seen,
         files={name: _checkpoint_blob(c) for name, c in files.items()},
     )
     payload = msgspec.msgpack.encode(blob)
@@ -178,13 +178,10 @@ def decode_group(data: bytes, group: str) -> tuple[GroupState, dict[str, Checkpo
     if len(set(blob.keys)) != size:
         raise ValueError("repeated champion key")
     tier_indices = {TIERS.index(t) for t in GROUPS[group]}
-    ranks = _array_bytes(blob.seen_ranks)
-    if len(ranks) != len(blob.seen_ids) or any(r // 2 not in tier_indices for r in set(ranks)):
+    seen: dict[MatchId, int] = blob.seen
+    if any(not 0 <= r < 2 * len(TIERS) or r // 2 not in tier_indices for r in set(seen.values())):
         raise ValueError("bad seen ids")
     state = GroupState(group=group, keys=list(blob.keys), pos={k: i for i, k in enumerate(blob.keys)})
-    seen: dict[MatchId, int] = dict(zip(blob.seen_ids, ranks, strict=True))
-    if len(seen) != len(ranks):
-        raise ValueError("repeated seen id")
     state.seen = seen
     for name, tier_blob in blob.tiers.items():
         kinds = _array_bytes(tier_blob.extra_kinds)
