@@ -115,7 +115,7 @@ EQUIVALENT: dict[str, dict[str, str]] = {
         # offset is exact, so comparisons and differences by instant are unchanged
         "x__lateness__mutmut_2": "due.astimezone(None): same instant; due is only compared by instant",
         "x__lateness__mutmut_25": "first_missed.astimezone(None) + grace: same instant (fixed offset)",
-        "x_compute_health__mutmut_11": "now.astimezone(None): same instant; now is only used by instant",
+        "x_compute_health__mutmut_2": "now.astimezone(None): same instant; now is only used by instant",
     },
     "hookspec": {
         **{

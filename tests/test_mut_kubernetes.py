@@ -577,7 +577,9 @@ def test_a_dns_name_of_exactly_253_characters() -> None:
         build_pvc(namespace="ns", name=name + "b")
 
 
-@pytest.mark.parametrize("expr", ["0 0 * * 1-7", "0 0 * * 1,7", "0 0 * * 0/7"])
+@pytest.mark.parametrize(
+    "expr", ["0 0 * * 1-7", "0 0 * * 1,7", "0 0 * * 0/7", "0 0 * * MON-7", "0 0 * * SUN,7"]
+)
 def test_sunday_as_7_later_in_a_field(expr: str) -> None:
     with pytest.raises(ConfigError) as caught:
         check_schedule(expr)
