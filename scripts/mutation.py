@@ -12,6 +12,24 @@ score = killed / (mutants - equivalent). A mutant counts as equivalent only when
 EQUIVALENT with the reason no test can tell it apart, and it survived; the names carry mutmut's
 per-function numbering, so a listed name that is killed or missing is reported as stale.
 Not part of .ci/run: it takes minutes.
+
+Last measured (2026-11-30, mutmut 3.8.1, ``--max-children 2``; counts and aggregate on the code of
+b59ffd9, the newest change to either):
+
+| module | mutants | killed | survived | no tests | score |
+| --- | --- | --- | --- | --- | --- |
+| `schedule` | 87 | 73 | 0 (+14 equivalent) | 0 | 100% |
+| `patchver` | 42 | 42 | 0 | 0 | 100% |
+| `clock` | 32 | 32 | 0 | 0 | 100% |
+| `systemd` | 597 | 588 | 0 (+9 equivalent) | 0 | 100% |
+| `kubernetes` | 703 | 699 | 0 (+4 equivalent) | 0 | 100% |
+| `cards` | 279 | 276 | 0 (+3 equivalent) | 0 | 100% |
+| `health` | 313 | 309 | 0 (+4 equivalent) | 0 | 100% |
+| `hookspec` | 489 | 483 | 0 (+6 equivalent) | 0 | 100% |
+| `served` | 267 | 263 | 0 (+4 equivalent) | 0 | 100% |
+| `targets` | 70 | 70 | 0 | 0 | 100% |
+| `counts` | 592 | 550 | 0 (+42 equivalent) | 0 | 100% |
+| `aggregate` | 405 | 352 | 0 (+53 equivalent) | 0 | 100% |
 """
 
 from __future__ import annotations
