@@ -67,9 +67,25 @@ def test_status_on_a_latin1_stdout_replaces_the_ellipsis(root: Path, args: tuple
     assert "…".encode() not in done.stdout and b"x?" in done.stdout  # ... with the ellipsis replaced
 
 
-def test_status_under_a_real_latin1_locale(root: Path) -> None:
-    """With LANG/LC_ALL=en_US.ISO-8859-1 (when that locale exists) `status JOB` degrades the same way."""
+def _latin1_locale(tmp_path: Path) -> dict[str, str]:
+    """LANG/LC_ALL for en_US.ISO-8859-1, compiled with localedef into ``tmp_path`` (LOCPATH) when the
+    machine does not have it installed, so the test runs the same everywhere."""
     env = {"LANG": "en_US.ISO-8859-1", "LC_ALL": "en_US.ISO-8859-1"}
+    locpath = tmp_path / "locales"
+    locpath.mkdir()
+    made = subprocess.run(
+        ["localedef", "--no-archive", "-i", "en_US", "-f", "ISO-8859-1", str(locpath / "en_US.ISO-8859-1")],
+        capture_output=True,
+        check=False,
+    )
+    if made.returncode in (0, 1) and (locpath / "en_US.ISO-8859-1").is_dir():  # 1: warnings only
+        env["LOCPATH"] = str(locpath)
+    return env
+
+
+def test_status_under_a_real_latin1_locale(root: Path, tmp_path: Path) -> None:
+    """With LANG/LC_ALL=en_US.ISO-8859-1 (a real locale) `status JOB` degrades the same way."""
+    env = _latin1_locale(tmp_path)
     probe = subprocess.run(
         [sys.executable, "-c", "import sys; print(sys.stdout.encoding)"],
         capture_output=True,

@@ -21,6 +21,7 @@ from stratmancer_jobs.jobs.registry.served import (
     served_model,
     served_report,
 )
+from tests.history_fixtures import permissions_enforced
 
 REPO = Path(__file__).resolve().parent.parent
 SAMPLE_MODELS = REPO / "ml_pipeline" / "models"
@@ -318,14 +319,13 @@ def test_socket(tmp_path: Path) -> None:
 
 
 def test_unreadable_file(tmp_path: Path) -> None:
-    """A file without read permission is unreadable (skipped when running as root)."""
-    if os.geteuid() == 0:
-        pytest.skip("root can read any file")
+    """A file without read permission is unreadable (as root too: this thread's override is dropped)."""
     path = tmp_path / "a.pkl"
     path.write_bytes(pickle.dumps(1))
     path.chmod(0)
     try:
-        assert artifact_problem(path) == "unreadable: Permission denied"
+        with permissions_enforced():
+            assert artifact_problem(path) == "unreadable: Permission denied"
     finally:
         path.chmod(0o600)
 
