@@ -1,4 +1,5 @@
-"""The one place this tool speaks HTTP: a session, and a bounded, retrying JSON GET.
+"""The one place this tool speaks HTTP: a session, the one retry loop (``request``, which URL hooks
+use too), and a bounded, retrying JSON GET on it.
 
 Policy (numbers come from the settings, see ``config.PatchSettings``):
 
@@ -23,9 +24,9 @@ import json
 import logging
 import random
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from datetime import UTC, datetime
-from typing import Any, Protocol
+from typing import Any, Protocol, TypeVar
 from urllib.parse import urlsplit, urlunsplit
 
 import requests
@@ -39,15 +40,14 @@ _MAX_CAUSE_DEPTH = 8
 MAX_REDIRECTS = 5
 
 Sleep = Callable[[float], None]
+T = TypeVar("T")
 
 
-class HttpSettings(Protocol):
-    """The settings ``get_json`` needs; ``config.PatchSettings`` provides them."""
+class RetrySettings(Protocol):
+    """The settings ``request`` needs; ``config.PatchSettings`` and ``HookHttpSettings`` provide them."""
 
     @property
     def connect_timeout_s(self) -> float: ...
-    @property
-    def read_timeout_s(self) -> float: ...
     @property
     def max_attempts(self) -> int: ...
     @property
@@ -57,9 +57,16 @@ class HttpSettings(Protocol):
     @property
     def max_retry_after_s(self) -> float: ...
     @property
-    def max_bytes(self) -> int: ...
-    @property
     def instant_retries(self) -> bool: ...
+
+
+class HttpSettings(RetrySettings, Protocol):
+    """The settings ``get_json`` needs; ``config.PatchSettings`` provides them."""
+
+    @property
+    def read_timeout_s(self) -> float: ...
+    @property
+    def max_bytes(self) -> int: ...
 
 
 class _Retryable(Exception):
@@ -136,11 +143,11 @@ def _os_reason(exc: BaseException) -> str | None:
     return None
 
 
-def _describe(exc: requests.RequestException, settings: HttpSettings) -> str:
+def _describe(exc: requests.RequestException, timeout: tuple[float, float], read_phrase: str) -> str:
     if isinstance(exc, requests.ConnectTimeout):
-        return f"connect timeout ({settings.connect_timeout_s:g} s)"
+        return f"connect timeout ({timeout[0]:g} s)"
     if isinstance(exc, requests.ReadTimeout) or "timed out" in str(exc).lower():
-        return f"read timeout (no data for {settings.read_timeout_s:g} s)"
+        return f"read timeout ({read_phrase} {timeout[1]:g} s)"
     if isinstance(exc, requests.exceptions.ChunkedEncodingError):
         return "connection closed before the whole body arrived"
     reason = _os_reason(exc)
@@ -168,15 +175,31 @@ def _read_body(response: requests.Response, settings: HttpSettings) -> bytes:
     return b"".join(chunks)
 
 
-def _fetch_once(session: requests.Session, url: str, settings: HttpSettings) -> bytes:
-    """One attempt: the body of a 2xx response, ``_Retryable`` for a transient fault, FetchError else."""
-    timeout = (settings.connect_timeout_s, settings.read_timeout_s)
+def _attempt(
+    session: requests.Session,
+    method: str,
+    url: str,
+    answer: Callable[[requests.Response, str], T],
+    *,
+    headers: Mapping[str, str] | None,
+    timeout: tuple[float, float],
+    follow_redirects: bool,
+    read_phrase: str,
+) -> T:
+    """One attempt: ``answer``'s value, ``_Retryable`` for a transient fault, FetchError else."""
     try:
-        response = session.get(url, timeout=timeout, stream=True)
+        response = session.request(
+            method,
+            url,
+            headers=dict(headers) if headers is not None else None,
+            timeout=timeout,
+            stream=True,
+            allow_redirects=follow_redirects,
+        )
     except requests.exceptions.SSLError:
         raise FetchError("TLS error (certificate or handshake); not retried") from None
     except (requests.Timeout, requests.ConnectionError) as exc:
-        raise _Retryable(_describe(exc, settings)) from None
+        raise _Retryable(_describe(exc, timeout, read_phrase)) from None
     except requests.RequestException as exc:
         raise FetchError(f"request failed ({type(exc).__name__}); not retried") from None
     with response:
@@ -185,18 +208,77 @@ def _fetch_once(session: requests.Session, url: str, settings: HttpSettings) -> 
         if status == 429 or status >= 500:
             wait = parse_retry_after(response.headers.get("Retry-After"), datetime.now(UTC))
             raise _Retryable(label, retry_after=wait)
-        if not 200 <= status < 300:
-            raise FetchError(f"{label}; not retried")
         try:
-            return _read_body(response, settings)
+            return answer(response, label)
         except (
             requests.exceptions.ChunkedEncodingError,
             requests.ConnectionError,
             requests.Timeout,
         ) as exc:
-            raise _Retryable(_describe(exc, settings)) from None
+            raise _Retryable(_describe(exc, timeout, read_phrase)) from None
         except requests.RequestException as exc:
             raise FetchError(f"unreadable body ({type(exc).__name__}); not retried") from None
+
+
+def request(
+    session: requests.Session,
+    method: str,
+    url: str,
+    settings: RetrySettings,
+    answer: Callable[[requests.Response, str], T],
+    *,
+    timeout: tuple[float, float],
+    log: logging.Logger,
+    name: str,
+    scrub: Callable[[str], str] = str,
+    headers: Mapping[str, str] | None = None,
+    follow_redirects: bool = True,
+    read_phrase: str = "no data for",
+    sleep: Sleep = time.sleep,
+    rng: Callable[[], float] = random.random,
+) -> tuple[T, int]:
+    """Send one request, retrying transient faults; ``answer``'s value and the attempt that succeeded.
+
+    ``answer(response, label)`` sees every response that is not retried (not 429, not 5xx) and returns
+    the value or raises FetchError; read errors inside it are retried like connection errors. Each retry
+    is logged as ``name`` plus the reason, passed through ``scrub``; ``sleep`` receives every wait unless
+    ``instant_retries`` is set. FetchError carries the reason alone: callers add the URL or hook.
+    """
+    attempts = max(1, settings.max_attempts)
+    for attempt in range(1, attempts + 1):
+        try:
+            value = _attempt(
+                session,
+                method,
+                url,
+                answer,
+                headers=headers,
+                timeout=timeout,
+                follow_redirects=follow_redirects,
+                read_phrase=read_phrase,
+            )
+        except _Retryable as exc:
+            if attempt >= attempts:
+                raise FetchError(f"{exc.reason} (gave up after {attempts} attempts)") from None
+            if exc.retry_after is not None:
+                wait = min(exc.retry_after, settings.max_retry_after_s)
+                why = f"Retry-After {exc.retry_after:g} s" + (
+                    f", capped at {settings.max_retry_after_s:g} s" if wait < exc.retry_after else ""
+                )
+            else:
+                wait = backoff_delay(attempt, settings.backoff_base_s, settings.max_backoff_s, rng())
+                why = "backoff"
+            log.warning(
+                scrub(
+                    f"{name} failed: {exc.reason} (attempt {attempt} of {attempts}); "
+                    f"retrying in {wait:.1f} s ({why})"
+                )
+            )
+            if wait > 0 and not settings.instant_retries:
+                sleep(wait)
+            continue
+        return value, attempt
+    raise AssertionError("unreachable: the loop returns or raises")  # pragma: no cover
 
 
 def parse_json_body(body: bytes, shown_url: str) -> Any:
@@ -229,32 +311,26 @@ def get_json(
     ``sleep`` receives every wait (in seconds) between attempts unless ``instant_retries`` is set.
     """
     shown = display_url(url)
-    attempts = settings.max_attempts
-    for attempt in range(1, attempts + 1):
-        try:
-            body = _fetch_once(session, url, settings)
-        except FetchError as exc:
-            raise FetchError(f"cannot fetch {shown}: {exc.message}") from None
-        except _Retryable as exc:
-            if attempt >= attempts:
-                raise FetchError(
-                    f"cannot fetch {shown}: {exc.reason} (gave up after {attempts} attempts)"
-                ) from None
-            if exc.retry_after is not None:
-                wait = min(exc.retry_after, settings.max_retry_after_s)
-                why = f"Retry-After {exc.retry_after:g} s" + (
-                    f", capped at {settings.max_retry_after_s:g} s" if wait < exc.retry_after else ""
-                )
-            else:
-                wait = backoff_delay(attempt, settings.backoff_base_s, settings.max_backoff_s, rng())
-                why = "backoff"
-            log.warning(
-                "GET %s failed: %s (attempt %d of %d); retrying in %.1f s (%s)",
-                shown, exc.reason, attempt, attempts, wait, why,
-            )  # fmt: skip
-            if wait > 0 and not settings.instant_retries:
-                sleep(wait)
-            continue
-        log.debug("GET %s: %d bytes (attempt %d)", shown, len(body), attempt)
-        return parse_json_body(body, shown)
-    raise AssertionError("unreachable: the loop returns or raises")  # pragma: no cover
+
+    def body_of(response: requests.Response, label: str) -> bytes:
+        if not 200 <= response.status_code < 300:
+            raise FetchError(f"{label}; not retried")
+        return _read_body(response, settings)
+
+    try:
+        body, attempt = request(
+            session,
+            "GET",
+            url,
+            settings,
+            body_of,
+            timeout=(settings.connect_timeout_s, settings.read_timeout_s),
+            log=log,
+            name=f"GET {shown}",
+            sleep=sleep,
+            rng=rng,
+        )
+    except FetchError as exc:
+        raise FetchError(f"cannot fetch {shown}: {exc.message}") from None
+    log.debug("GET %s: %d bytes (attempt %d)", shown, len(body), attempt)
+    return parse_json_body(body, shown)

@@ -9,11 +9,12 @@ from __future__ import annotations
 import contextlib
 import json
 import socket
-import threading
 from collections.abc import Iterator
 from dataclasses import dataclass, field
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 from typing import Any
+
+from tests.scripted_server import ScriptedServer
 
 
 @dataclass(frozen=True)
@@ -49,16 +50,6 @@ def json_reply(value: Any, status: int = 200, **kwargs: Any) -> Reply:
     return Reply(status=status, body=json.dumps(value).encode(), headers=headers, **kwargs)
 
 
-class _QuietServer(ThreadingHTTPServer):
-    """Daemon handler threads; a client hanging up mid-reply (timeouts under test) is not an error."""
-
-    daemon_threads = True
-    block_on_close = False
-
-    def handle_error(self, request: object, client_address: object) -> None:
-        pass
-
-
 @dataclass(frozen=True)
 class Recorded:
     """A request the server received."""
@@ -68,27 +59,10 @@ class Recorded:
     headers: dict[str, str]
 
 
-class DDragonServer:
-    """A ThreadingHTTPServer on an ephemeral 127.0.0.1 port serving scripted replies per path."""
+class DDragonServer(ScriptedServer[Reply, Recorded]):
+    """A scripted server for the Data Dragon tests; unscripted paths answer 404."""
 
-    def __init__(self) -> None:
-        self._lock = threading.Lock()
-        self._script: dict[str, list[Reply]] = {}
-        self.requests: list[Recorded] = []
-        self._stop = threading.Event()
-        self._httpd = _QuietServer(("127.0.0.1", 0), self._handler_class())
-        self._thread = threading.Thread(
-            target=self._httpd.serve_forever, kwargs={"poll_interval": 0.02}, name="ddragon-test", daemon=True
-        )
-
-    @property
-    def base_url(self) -> str:
-        return f"http://127.0.0.1:{self._httpd.server_address[1]}"
-
-    def script(self, path: str, *replies: Reply) -> None:
-        """Serve ``replies`` in order at ``path`` (the last one repeats)."""
-        with self._lock:
-            self._script[path] = list(replies)
+    thread_name = "ddragon-test"
 
     def hits(self, path: str) -> int:
         """How many requests ``path`` received."""
@@ -96,12 +70,7 @@ class DDragonServer:
             return sum(1 for r in self.requests if r.path == path)
 
     def _next(self, method: str, path: str, headers: dict[str, str]) -> Reply | None:
-        with self._lock:
-            self.requests.append(Recorded(method, path, headers))
-            replies = self._script.get(path)
-            if not replies:
-                return None
-            return replies.pop(0) if len(replies) > 1 else replies[0]
+        return self._take(Recorded(method, path, headers), path)
 
     def _handler_class(self) -> type[BaseHTTPRequestHandler]:
         server = self
@@ -147,16 +116,6 @@ class DDragonServer:
                 """Keep test output quiet."""
 
         return Handler
-
-    def __enter__(self) -> DDragonServer:
-        self._thread.start()
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self._stop.set()
-        self._httpd.shutdown()
-        self._httpd.server_close()
-        self._thread.join(timeout=5)
 
 
 @contextlib.contextmanager

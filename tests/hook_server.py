@@ -8,12 +8,13 @@ headers and body.
 from __future__ import annotations
 
 import contextlib
-import threading
 from collections.abc import Iterator
 from dataclasses import dataclass, field
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 from typing import Any
 from urllib.parse import urlsplit
+
+from tests.scripted_server import ScriptedServer
 
 
 @dataclass(frozen=True)
@@ -36,43 +37,13 @@ class HookRequest:
     body: bytes
 
 
-class _Server(ThreadingHTTPServer):
-    daemon_threads = True
-    block_on_close = False
+class HookServer(ScriptedServer[HookReply, HookRequest]):
+    """A scripted server that records every request; unscripted paths answer 200."""
 
-    def handle_error(self, request: object, client_address: object) -> None:
-        """A client hanging up mid-reply is not an error in these tests."""
-
-
-class HookServer:
-    """A ThreadingHTTPServer on an ephemeral 127.0.0.1 port that records every request."""
-
-    def __init__(self) -> None:
-        self._lock = threading.Lock()
-        self._script: dict[str, list[HookReply]] = {}
-        self.requests: list[HookRequest] = []
-        self._stop = threading.Event()
-        self._httpd = _Server(("127.0.0.1", 0), self._handler_class())
-        self._thread = threading.Thread(
-            target=self._httpd.serve_forever, kwargs={"poll_interval": 0.02}, name="hook-test", daemon=True
-        )
-
-    @property
-    def base_url(self) -> str:
-        return f"http://127.0.0.1:{self._httpd.server_address[1]}"
-
-    def script(self, path: str, *replies: HookReply) -> None:
-        """Serve ``replies`` in order at ``path`` (the last one repeats)."""
-        with self._lock:
-            self._script[path] = list(replies)
+    thread_name = "hook-test"
 
     def _next(self, request: HookRequest) -> HookReply:
-        with self._lock:
-            self.requests.append(request)
-            replies = self._script.get(urlsplit(request.path).path)
-            if not replies:
-                return HookReply()
-            return replies.pop(0) if len(replies) > 1 else replies[0]
+        return self._take(request, urlsplit(request.path).path) or HookReply()
 
     def _handler_class(self) -> type[BaseHTTPRequestHandler]:
         server = self
@@ -100,16 +71,6 @@ class HookServer:
                 """Keep test output quiet."""
 
         return Handler
-
-    def __enter__(self) -> HookServer:
-        self._thread.start()
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self._stop.set()
-        self._httpd.shutdown()
-        self._httpd.server_close()
-        self._thread.join(timeout=5)
 
 
 @contextlib.contextmanager

@@ -7,8 +7,8 @@
   kills the whole process group (SIGTERM, then SIGKILL after ``kill_grace_s``). Output goes to a
   temporary file (a daemon the command leaves behind cannot hold a pipe open); the last
   ``output_tail_bytes`` of it appear in the error of a failed command.
-* ``url`` hooks: ``requests`` with the rules of ``stratmancer_jobs.http``: connect and read timeouts
-  (the read timeout is the hook's ``timeout_seconds``), up to ``max_attempts`` attempts, retried on
+* ``url`` hooks: ``stratmancer_jobs.http.request``, the retry loop ``get_json`` uses: connect and read
+  timeouts (the read timeout is the hook's ``timeout_seconds``), up to ``max_attempts`` attempts, retried on
   connection errors, timeouts, HTTP 5xx and 429 (``Retry-After`` honoured, capped at
   ``max_retry_after_s``; otherwise exponential backoff with equal jitter), ``instant_retries`` for
   tests. Other 4xx fail at once. Redirects are not followed: the hook's headers (secrets) must not go to
@@ -29,37 +29,21 @@ import tempfile
 import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
-from datetime import UTC, datetime
 from pathlib import Path
-from typing import IO, Literal, Protocol
+from typing import IO, TYPE_CHECKING, Literal
 
-import requests
-
+from stratmancer_jobs.errors import FetchError
 from stratmancer_jobs.hookspec import HookError, HookSpec, PendingChange, describe, expand, resolve_headers
-from stratmancer_jobs.http import Sleep, backoff_delay, build_session, display_url, parse_retry_after
+from stratmancer_jobs.http import RetrySettings, Sleep, build_session, display_url, request
 from stratmancer_jobs.logs import redact
+
+if TYPE_CHECKING:
+    import requests
 
 OUTPUT_TAIL_BYTES = 2000
 KILL_GRACE_S = 2.0
 _BODY_SNIPPET = 200
 _BODY_READ_LIMIT = 64 * 1024
-
-
-class RetryPolicy(Protocol):
-    """The retry settings URL hooks use; ``config.PatchSettings`` and ``HookHttpSettings`` provide them."""
-
-    @property
-    def connect_timeout_s(self) -> float: ...
-    @property
-    def max_attempts(self) -> int: ...
-    @property
-    def backoff_base_s(self) -> float: ...
-    @property
-    def max_backoff_s(self) -> float: ...
-    @property
-    def max_retry_after_s(self) -> float: ...
-    @property
-    def instant_retries(self) -> bool: ...
 
 
 @dataclass(frozen=True)
@@ -117,13 +101,6 @@ class HookReport:
             if r.status == "error"
         ]
         return "; ".join(failed) if failed else None
-
-
-class _Retryable(Exception):
-    def __init__(self, reason: str, retry_after: float | None = None) -> None:
-        super().__init__(reason)
-        self.reason = reason
-        self.retry_after = retry_after
 
 
 class _Failed(Exception):
@@ -228,24 +205,6 @@ def _run_command(
 # --- URL hooks -----------------------------------------------------------------------------------------
 
 
-def _request_error(exc: requests.RequestException, connect_s: float, read_s: float) -> str:
-    if isinstance(exc, requests.ConnectTimeout):
-        return f"connect timeout ({connect_s:g} s)"
-    if isinstance(exc, requests.ReadTimeout):
-        return f"read timeout (no answer within {read_s:g} s)"
-    reason: BaseException | None = exc
-    for _ in range(8):  # the innermost OS reason, e.g. "Connection refused"
-        if reason is None:
-            break
-        if isinstance(reason, OSError) and reason.strerror:
-            return f"connection failed ({reason.strerror})"
-        nested = reason.args[0] if reason.args and isinstance(reason.args[0], BaseException) else None
-        reason = reason.__cause__ or getattr(reason, "reason", None) or nested or reason.__context__
-        if not isinstance(reason, BaseException):
-            break
-    return f"connection failed ({type(exc).__name__})"
-
-
 def _snippet(response: requests.Response) -> str:
     try:
         body = response.raw.read(_BODY_READ_LIMIT, decode_content=True) if response.raw is not None else b""
@@ -255,41 +214,15 @@ def _snippet(response: requests.Response) -> str:
     return text[:_BODY_SNIPPET] + ("..." if len(text) > _BODY_SNIPPET else "")
 
 
-def _call_once(
-    session: requests.Session,
-    method: str,
-    url: str,
-    headers: Mapping[str, str],
-    connect_s: float,
-    read_s: float,
-) -> str:
-    try:
-        response = session.request(
-            method,
-            url,
-            headers=dict(headers),
-            timeout=(connect_s, read_s),
-            stream=True,
-            allow_redirects=False,
-        )
-    except requests.exceptions.SSLError:
-        raise _Failed("TLS error (certificate or handshake); not retried") from None
-    except (requests.Timeout, requests.ConnectionError) as exc:
-        raise _Retryable(_request_error(exc, connect_s, read_s)) from None
-    except requests.RequestException as exc:
-        raise _Failed(f"request failed ({type(exc).__name__}); not retried") from None
-    with response:
-        status = response.status_code
-        label = f"HTTP {status} {_single_line(response.reason or '')[:60]}".rstrip()
-        if 200 <= status < 300:
-            return label
-        if status == 429 or status >= 500:
-            wait = parse_retry_after(response.headers.get("Retry-After"), datetime.now(UTC))
-            raise _Retryable(label, retry_after=wait)
-        if 300 <= status < 400:
-            raise _Failed(f"{label}: redirect not followed (the hook's headers stay with its URL)")
-        body = _snippet(response)
-        raise _Failed(f"{label}; not retried" + (f"; body: {body}" if body else ""))
+def _answer(response: requests.Response, label: str) -> str:
+    """A hook's verdict on a response that is not retried: its label when 2xx, FetchError else."""
+    status = response.status_code
+    if 200 <= status < 300:
+        return label
+    if 300 <= status < 400:
+        raise FetchError(f"{label}: redirect not followed (the hook's headers stay with its URL)")
+    body = _snippet(response)
+    raise FetchError(f"{label}; not retried" + (f"; body: {body}" if body else ""))
 
 
 def _call_url(
@@ -297,42 +230,33 @@ def _call_url(
     hook: HookSpec,
     url: str,
     headers: Mapping[str, str],
-    policy: RetryPolicy,
+    policy: RetrySettings,
     log: logging.Logger,
     secrets: Sequence[str],
     *,
     sleep: Sleep,
     rng: Callable[[], float],
 ) -> str:
-    shown = display_url(url)
-    connect_s = min(policy.connect_timeout_s, hook.timeout_s)
-    attempts = max(1, policy.max_attempts)
-    for attempt in range(1, attempts + 1):
-        try:
-            label = _call_once(session, hook.method, url, headers, connect_s, hook.timeout_s)
-        except _Retryable as exc:
-            if attempt >= attempts:
-                raise _Failed(f"{exc.reason} (gave up after {attempts} attempts)") from None
-            if exc.retry_after is not None:
-                wait = min(exc.retry_after, policy.max_retry_after_s)
-                why = f"Retry-After {exc.retry_after:g} s" + (
-                    f", capped at {policy.max_retry_after_s:g} s" if wait < exc.retry_after else ""
-                )
-            else:
-                wait = backoff_delay(attempt, policy.backoff_base_s, policy.max_backoff_s, rng())
-                why = "backoff"
-            log.warning(
-                redact(
-                    f"hook on_change[{hook.index}] {hook.method} {shown} failed: {exc.reason} "
-                    f"(attempt {attempt} of {attempts}); retrying in {wait:.1f} s ({why})",
-                    secrets,
-                )
-            )
-            if wait > 0 and not policy.instant_retries:
-                sleep(wait)
-            continue
-        return label + (f" (attempt {attempt})" if attempt > 1 else "")
-    raise AssertionError("unreachable: the loop returns or raises")  # pragma: no cover
+    try:
+        label, attempt = request(
+            session,
+            hook.method,
+            url,
+            policy,
+            _answer,
+            timeout=(min(policy.connect_timeout_s, hook.timeout_s), hook.timeout_s),
+            log=log,
+            name=f"hook on_change[{hook.index}] {hook.method} {display_url(url)}",
+            scrub=lambda text: redact(text, secrets),
+            headers=headers,
+            follow_redirects=False,
+            read_phrase="no answer within",
+            sleep=sleep,
+            rng=rng,
+        )
+    except FetchError as exc:
+        raise _Failed(exc.message) from None
+    return label + (f" (attempt {attempt})" if attempt > 1 else "")
 
 
 # --- the runner ----------------------------------------------------------------------------------------
@@ -344,7 +268,7 @@ def run_hooks(
     *,
     env: Mapping[str, str],
     log: logging.Logger,
-    http: RetryPolicy | None = None,
+    http: RetrySettings | None = None,
     redact_values: Sequence[str] = (),
     session_factory: Callable[[], requests.Session] = build_session,
     cwd: Path | None = None,
@@ -359,7 +283,7 @@ def run_hooks(
     environment); ``redact_values`` are further secrets to scrub (e.g. ``Settings.redact_values``).
     Never raises for a hook's failure: it is a result with status ``error``.
     """
-    policy: RetryPolicy = http if http is not None else HookHttpSettings()
+    policy: RetrySettings = http if http is not None else HookHttpSettings()
     fields = {"job_id": pending.job_id, **pending.fields}
     # resolve every hook's headers first, so that any header value is redacted from every message
     resolved: dict[int, tuple[tuple[tuple[str, str], ...], str | None]] = {}
