@@ -133,6 +133,7 @@ def test_timeout_stops_a_sleeping_job_and_frees_the_lock(settings: Settings) -> 
     assert run_job(spec, settings, log=_log()[0], options={"seconds": 0}).status == "success"
 
 
+@pytest.mark.filterwarnings("ignore::pytest.PytestUnraisableExceptionWarning")  # the swallowed timeout itself
 def test_timeout_swallowed_in_a_finalizer_is_still_recorded(settings: Settings) -> None:
     """A timeout that lands where Python swallows exceptions (a __del__) still fails the run."""
     spec, settings = with_fake_job(settings, "swallowed", timeout_s=0)
