@@ -23,7 +23,7 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
-from stratmancer_jobs import runner  # noqa: E402
+from stratmancer_jobs import progressfile, runner  # noqa: E402
 from stratmancer_jobs.config import load_settings  # noqa: E402
 from stratmancer_jobs.jobtable import find_job  # noqa: E402
 
@@ -46,7 +46,7 @@ def main() -> None:
     log = logging.getLogger("bench")
     log.addHandler(logging.NullHandler())
     log.propagate = False
-    shipped = runner._progress_recorder
+    shipped = progressfile.progress_recorder
     writes = 0
 
     def counting(path: Path, draw: Callable[..., None] | None) -> Callable[..., None]:
@@ -61,8 +61,8 @@ def main() -> None:
         return report
 
     variants: dict[str, tuple[Callable[..., Callable[..., None]], float]] = {
-        "no progress file": (lambda path, draw: draw or (lambda p: None), runner.PROGRESS_EVERY_S),
-        "progress file, at most 1/s (shipped)": (shipped, runner.PROGRESS_EVERY_S),
+        "no progress file": (lambda path, draw: draw or (lambda p: None), progressfile.PROGRESS_EVERY_S),
+        "progress file, at most 1/s (shipped)": (shipped, progressfile.PROGRESS_EVERY_S),
         "progress file, every report (no throttle)": (counting, 0.0),
     }
     times: dict[str, list[float]] = {name: [] for name in variants}
@@ -71,8 +71,8 @@ def main() -> None:
         spec = find_job("refresh-history")
         for i in range(args.runs + 2):  # the first two rounds warm the page cache and are not counted
             for name, (recorder, every_s) in variants.items():
-                runner._progress_recorder = recorder  # type: ignore[assignment]
-                runner.PROGRESS_EVERY_S = every_s
+                runner.progress_recorder = recorder  # type: ignore[assignment]
+                progressfile.PROGRESS_EVERY_S = every_s
                 t0 = time.perf_counter()
                 outcome = runner.run_job(
                     spec, settings, log=log, options={"full": True}, progress=lambda p: None

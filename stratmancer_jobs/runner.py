@@ -23,8 +23,8 @@ from typing import Any, Literal
 
 from filelock import FileLock, Timeout
 
-from stratmancer_jobs.atomicio import atomic_write_json, make_dirs
-from stratmancer_jobs.clock import iso, parse_iso, utc_now
+from stratmancer_jobs.atomicio import make_dirs
+from stratmancer_jobs.clock import parse_iso, utc_now
 from stratmancer_jobs.config import MAX_TIMEOUT_S, Settings
 from stratmancer_jobs.errors import (
     EXIT_FAILED,
@@ -37,11 +37,13 @@ from stratmancer_jobs.errors import (
     StorageError,
     StratmancerError,
 )
-from stratmancer_jobs.hookspec import Change, PendingChange, after_run, next_pending
+from stratmancer_jobs.hooks.deliver import deliver_change
+from stratmancer_jobs.hookspec import PendingChange
 from stratmancer_jobs.jobs import Change as JobChange
-from stratmancer_jobs.jobs import JobContext, JobResult, Progress, ProgressSink, load_job
+from stratmancer_jobs.jobs import JobContext, JobResult, ProgressSink, load_job
 from stratmancer_jobs.jobtable import JobSpec
 from stratmancer_jobs.logs import redact
+from stratmancer_jobs.progressfile import clear_progress, progress_recorder
 from stratmancer_jobs.schedule import is_due, next_run
 from stratmancer_jobs.state import (
     FILE_MODE,
@@ -124,38 +126,6 @@ def _time_limit(seconds: float) -> Iterator[None]:
         signal.setitimer(signal.ITIMER_REAL, 0)
         signal.signal(signal.SIGALRM, old_alarm)
         signal.signal(signal.SIGTERM, old_term)
-
-
-PROGRESS_EVERY_S = 1.0  # the progress file is rewritten at most this often (monotonic time)
-
-
-def _progress_recorder(path: Path, draw: ProgressSink | None) -> ProgressSink:
-    """Wrap the CLI's sink: also publish the progress to ``path`` for ``status --watch``, throttled.
-
-    The state file keeps the running marker; this file only says how far that run is. A write that
-    fails (full disk, read-only state) is dropped: progress is a courtesy, never a reason to fail.
-    """
-    last = -math.inf
-
-    def report(p: Progress) -> None:
-        nonlocal last
-        if draw is not None:
-            draw(p)
-        now = time.monotonic()
-        if now - last < PROGRESS_EVERY_S:
-            return
-        last = now
-        fields = {"files_done": p.files_done, "files_total": p.files_total}
-        fields.update(bytes_done=p.bytes_done, bytes_total=p.bytes_total, pid=os.getpid())
-        with contextlib.suppress(StratmancerError):
-            atomic_write_json(path, fields)
-
-    return report
-
-
-def _clear_progress(path: Path) -> None:
-    with contextlib.suppress(OSError):
-        path.unlink(missing_ok=True)
 
 
 def _extra(spec: JobSpec, event: str, **fields: Any) -> dict[str, Any]:
@@ -335,12 +305,12 @@ def _run_locked(
                 now=started,
                 log=log.getChild(spec.id),
                 options=options,
-                progress=_progress_recorder(progress_file, progress),
+                progress=progress_recorder(progress_file, progress),
             )
             try:
                 result = func(ctx)
             finally:
-                _clear_progress(progress_file)
+                clear_progress(progress_file)
         summary, metrics, change = result.summary, dict(result.metrics), result.change
     except PartialFailure as exc:  # part of the work was done: its summary, metrics and change count too
         summary, metrics = exc.summary, dict(exc.metrics)
@@ -367,16 +337,12 @@ def _run_locked(
     # then stays pending for the next run.
     pending = begun.state.job(spec.id).pending_change
     if not (interrupted or stopped):
-        pending, hook_error, hooks_interrupted = _change_hooks(
-            spec, settings, store, log, change, pending, hooks, finished
-        )
-        if hook_error is not None:
-            hook_error = redact(hook_error, settings.redact_values)
-            error, exit_code = (
-                (hook_error if error is None else f"{error}; {hook_error}"),
-                exit_code or EXIT_FAILED,
-            )
-        interrupted = interrupted or hooks_interrupted
+        delivery = deliver_change(spec, settings, store, log, change, pending, enabled=hooks, now=finished)
+        pending = delivery.pending
+        if delivery.error is not None:
+            error = delivery.error if error is None else f"{error}; {delivery.error}"
+            exit_code = exit_code or EXIT_FAILED
+        interrupted = interrupted or delivery.interrupted
     ok = error is None
     state: State | None = None
     try:
@@ -428,56 +394,6 @@ def _run_locked(
 def _finished(record: JobRecord, pending: PendingChange | None, **outcome: Any) -> JobRecord:
     """``mark_finished`` and the pending change left after the hooks (None: nothing owed)."""
     return replace(mark_finished(record, **outcome), pending_change=pending)
-
-
-def _change_hooks(
-    spec: JobSpec,
-    settings: Settings,
-    store: StateStore,
-    log: logging.Logger,
-    change: JobChange | None,
-    stored: PendingChange | None,
-    enabled: bool,
-    now: datetime,
-) -> tuple[PendingChange | None, str | None, bool]:
-    """Merge this run's change into the pending one, run the hooks it still owes, and return the
-    pending change left (None when every hook succeeded), the hooks' error (already redacted) and
-    whether a KeyboardInterrupt stopped them (the caller records the run, then re-raises it).
-
-    The pending change is written to the state before any hook runs, so that a run killed during a
-    hook still leaves it to the next run (at least once).
-    """
-    seen = Change(spec.id, change.paths, dict(change.fields), iso(now)) if change is not None else None
-    pending = next_pending(stored, seen)
-    specs = settings.job_hooks(spec)
-    if pending is None:
-        return None, None, False
-    if not specs:
-        return None, None, False  # nothing to tell: a change without hooks is not kept
-    if pending != stored:
-        try:
-            store.update(spec.id, lambda r: replace(r, pending_change=pending), now)
-        except StratmancerError as exc:
-            log.warning(f"pending change not recorded before the hooks: {exc}", extra=_extra(spec, "hooks"))
-    if not enabled:
-        log.info("--no-hooks: on_change hooks not run; the change stays pending", extra=_extra(spec, "hooks"))
-        return pending, None, False
-    from stratmancer_jobs.hooks.run import run_hooks
-
-    try:
-        report = run_hooks(
-            specs,
-            pending,
-            env=settings.env,
-            log=log.getChild(spec.id),
-            http=settings.patch,
-            redact_values=settings.redact_values,
-            cwd=settings.layout.root,
-        )
-    except KeyboardInterrupt:  # the hooks that finished are not known: every one is owed again
-        message = "interrupted (KeyboardInterrupt) while running the on_change hooks"
-        return after_run(pending, (), message), message, True
-    return after_run(pending, report.succeeded_keys, report.error), report.error, False
 
 
 def _publish_metrics(settings: Settings, log: logging.Logger, spec: JobSpec, state: State | None) -> None:

@@ -22,7 +22,7 @@ from rich.cells import cell_len
 from rich.console import Console
 from typer.testing import Result
 
-from stratmancer_jobs import render, runner
+from stratmancer_jobs import progressfile, render, runner
 from stratmancer_jobs.config import Settings
 from stratmancer_jobs.health import Health
 from stratmancer_jobs.jobs import Progress
@@ -134,13 +134,13 @@ def test_progress_file_is_throttled_and_removed(settings: Settings, monkeypatch:
     """The runner writes progress at most once a second while the job runs, and removes it at the end."""
     path = settings.layout.job_progress("fake_job")
     seen: list[Progress] = []
-    report = runner._progress_recorder(path, seen.append)
+    report = progressfile.progress_recorder(path, seen.append)
     for i in range(50):
         report(Progress(i, 50, i, 50))
     assert len(seen) == 50  # the CLI's bar still sees every report
     assert json.loads(path.read_text())["files_done"] == 0  # only the first one was written
-    monkeypatch.setattr(runner, "PROGRESS_EVERY_S", 0.0)
-    report = runner._progress_recorder(path, None)
+    monkeypatch.setattr(progressfile, "PROGRESS_EVERY_S", 0.0)
+    report = progressfile.progress_recorder(path, None)
     report(Progress(7, 9, 70, 90))
     spec, fake_settings = with_fake_job(settings, "progressing")
     assert read_progress(fake_settings, spec) == Progress(7, 9, 70, 90)
