@@ -22,7 +22,8 @@ from typing import Any
 
 from filelock import FileLock, Timeout
 
-from stratmancer_jobs.state import StateError, read_state
+from stratmancer_jobs.errors import StateError
+from stratmancer_jobs.state import read_state
 
 REPO = Path(__file__).resolve().parents[2]
 HOOKS = Path(__file__).resolve().parent / "hooks"

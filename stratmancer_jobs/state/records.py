@@ -1,0 +1,135 @@
+"""The typed state: the records every other module reads (attributes, never string keys), their limits,
+and the one empty value that serves every fallback."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:  # annotations only: `status` reads state without importing hooks
+    from stratmancer_jobs.hookspec import PendingChange
+
+SCHEMA_VERSION = 1
+MAX_ERROR_CHARS = 500
+MAX_SUMMARY_CHARS = 500
+MAX_HOST_CHARS = 255  # a host name (HOST_NAME_MAX is 64 on Linux; FQDNs up to 253)
+RECENT_RUNS = 20
+MAX_COUNT = 2**53  # counters stay exact as floats (Prometheus) and as JSON numbers everywhere
+MAX_CLOCK_SKEW_S = 300  # a recorded time later than now by more than this: the clock was ahead
+
+COUNTERS = ("success_count", "error_count", "skipped_count")
+FIELDS: tuple[str, ...] = (
+    *COUNTERS,
+    "last_status",
+    "last_started",
+    "last_finished",
+    "last_success",
+    "last_error",
+    "last_error_message",
+    "last_duration_s",
+    "last_summary",
+    "last_warning",
+)
+
+
+@dataclass(frozen=True)
+class RunMarker:
+    """A run holding the job's lock: its pid, when it started, and the process's start time (which
+    tells a reused pid apart); ``extra`` keeps keys written by a newer version."""
+
+    pid: int
+    started: str
+    pid_starttime: int | None = None
+    host: str | None = None  # the machine running it: on a shared volume, the pid means nothing elsewhere
+    extra: Mapping[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class RunEntry:
+    """One of the recent runs: start time, result (success, error, skipped), duration and summary."""
+
+    started: str
+    status: str | None = None
+    duration_s: float | None = None
+    summary: str | None = None
+    host: str | None = None  # the machine that ran it (several nodes may share one state file)
+    extra: Mapping[str, Any] = field(default_factory=dict)
+
+    def as_json(self) -> dict[str, Any]:
+        """The stored object (keys sorted, as in the file); ``host`` only when known."""
+        out = {**self.extra, "started": self.started, "status": self.status, "duration_s": self.duration_s}
+        out["summary"] = self.summary
+        if self.host is not None:
+            out["host"] = self.host
+        return dict(sorted(out.items()))
+
+
+@dataclass(frozen=True)
+class JobRecord:
+    """One job's record; timestamps are the stored ISO 8601 texts (``parse_iso`` turns them into
+    datetimes). ``extra`` keeps keys written by a newer version, so a rewrite never drops them."""
+
+    success_count: int = 0
+    error_count: int = 0
+    skipped_count: int = 0
+    last_status: str | None = None
+    last_started: str | None = None
+    last_finished: str | None = None
+    last_success: str | None = None
+    last_error: str | None = None
+    last_error_message: str | None = None
+    last_duration_s: float | None = None
+    last_summary: str | None = None
+    # the last successful run's warning (e.g. the app cannot serve the active model); None when clean
+    last_warning: str | None = None
+    consecutive_failures: int = 0
+    running: RunMarker | None = None
+    runs: tuple[RunEntry, ...] = ()
+    last_metrics: Mapping[str, Any] = field(default_factory=dict)
+    # a change of the job's output whose on_change hooks have not all succeeded yet (retried next run)
+    pending_change: PendingChange | None = None
+    extra: Mapping[str, Any] = field(default_factory=dict)
+
+    def fields(self) -> dict[str, Any]:
+        """The FIELDS in their order (``status --json``)."""
+        return {name: getattr(self, name) for name in FIELDS}
+
+
+@dataclass(frozen=True)
+class State:
+    """The whole state file: a record per job id, and where a bad old file went (``recovered_from``)."""
+
+    jobs: Mapping[str, JobRecord] = field(default_factory=dict)
+    schema_version: int = SCHEMA_VERSION
+    recovered_from: Mapping[str, str] | None = None
+    extra: Mapping[str, Any] = field(default_factory=dict)
+
+    def job(self, job_id: str) -> JobRecord:
+        """The job's record; an empty one (every field unset, counts zero) for a job never recorded."""
+        return self.jobs.get(job_id) or EMPTY_RECORD
+
+
+EMPTY_RECORD = JobRecord()
+
+
+def empty_record() -> JobRecord:
+    return EMPTY_RECORD
+
+
+def empty_state() -> State:
+    """The state of a fresh deployment, and the one fallback for a state that cannot be read."""
+    return State()
+
+
+def in_the_future(moment: datetime | None, now: datetime) -> bool:
+    """True when ``moment`` is later than ``now`` by more than MAX_CLOCK_SKEW_S: it was recorded while
+    the clock was ahead, and must not count as a recent success (health, ``--if-due``)."""
+    return moment is not None and (moment - now).total_seconds() > MAX_CLOCK_SKEW_S
+
+
+def bounded(text: str, limit: int) -> str:
+    """Cut ``text`` to ``limit`` characters, marking the cut."""
+    text = " ".join(text.split()) if "\n" in text else text
+    return text if len(text) <= limit else text[: limit - 1] + "…"

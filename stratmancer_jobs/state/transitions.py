@@ -1,0 +1,117 @@
+"""The record transitions: pure functions, each returning a new record (the runner's bookkeeping)."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import replace
+from datetime import datetime
+
+from stratmancer_jobs.clock import iso
+from stratmancer_jobs.procs import process_start_ticks
+from stratmancer_jobs.state.records import (
+    MAX_COUNT,
+    MAX_ERROR_CHARS,
+    MAX_SUMMARY_CHARS,
+    RECENT_RUNS,
+    JobRecord,
+    RunEntry,
+    RunMarker,
+    bounded,
+)
+
+
+def mark_started(record: JobRecord, *, pid: int, started: datetime, host: str | None = None) -> JobRecord:
+    """Note that a run holds the job's lock now (status shows it as running while the pid lives and
+    still has the start time recorded here, so that a reused pid is not taken for the run)."""
+    return replace(record, running=RunMarker(pid, iso(started), process_start_ticks(pid), host))
+
+
+def _bumped(count: int) -> int:
+    """One more, saturating at MAX_COUNT (the most a valid state file may hold)."""
+    return min(count + 1, MAX_COUNT)
+
+
+def _pushed(record: JobRecord, entry: RunEntry) -> tuple[RunEntry, ...]:
+    return (*record.runs, entry)[-RECENT_RUNS:]
+
+
+def mark_finished(
+    record: JobRecord,
+    *,
+    ok: bool,
+    started: datetime,
+    finished: datetime,
+    duration_s: float,
+    summary: str | None,
+    error: str | None,
+    metrics: Mapping[str, float | str] | None = None,
+    warning: str | None = None,
+    host: str | None = None,
+) -> JobRecord:
+    """Record a completed run (success or error) and clear the running marker.
+
+    ``warning`` is the successful run's warning (kept until the next successful run); an error keeps
+    the last warning, as the output it was about is still the one on disk.
+    """
+    last_summary = bounded(summary, MAX_SUMMARY_CHARS) if summary else None
+    if ok:
+        record = replace(record, last_warning=bounded(warning, MAX_SUMMARY_CHARS) if warning else None)
+    record = replace(
+        record,
+        running=None,
+        last_started=iso(started),
+        last_finished=iso(finished),
+        last_duration_s=round(duration_s, 3),
+        last_summary=last_summary,
+    )
+    if ok:
+        record = replace(
+            record,
+            success_count=_bumped(record.success_count),
+            last_status="success",
+            last_success=iso(finished),
+            consecutive_failures=0,
+        )
+    else:
+        record = replace(
+            record,
+            error_count=_bumped(record.error_count),
+            last_status="error",
+            last_error=iso(finished),
+            last_error_message=bounded(error or "unknown error", MAX_ERROR_CHARS),
+            consecutive_failures=_bumped(record.consecutive_failures),
+        )
+    if metrics is not None:
+        record = replace(record, last_metrics=dict(metrics))
+    entry = RunEntry(
+        started=iso(started),
+        status="success" if ok else "error",
+        duration_s=round(duration_s, 3),
+        summary=record.last_summary if ok else record.last_error_message,
+        host=host,
+    )
+    return replace(record, runs=_pushed(record, entry))
+
+
+def mark_failed_unrun(record: JobRecord, *, at: datetime, error: str) -> JobRecord:
+    """Record a run that failed before it could start (its lock could not be opened); the running
+    marker is kept: without the lock nothing is known about another run."""
+    failed = mark_finished(
+        record, ok=False, started=at, finished=at, duration_s=0.0, summary=None, error=error
+    )
+    return replace(failed, running=record.running)
+
+
+def mark_skipped(record: JobRecord, *, at: datetime, reason: str, host: str | None = None) -> JobRecord:
+    """Record a run that did not start because another one held the job's lock."""
+    entry = RunEntry(started=iso(at), status="skipped", duration_s=0.0, summary=reason, host=host)
+    skipped = _bumped(record.skipped_count)
+    return replace(record, skipped_count=skipped, last_status="skipped", runs=_pushed(record, entry))
+
+
+def last_completed_status(record: JobRecord) -> str | None:
+    """'success' or 'error' for the newest run that actually ran (skips do not count)."""
+    for run in reversed(record.runs):
+        if run.status in ("success", "error"):
+            return run.status
+    return record.last_status if record.last_status in ("success", "error") else None
