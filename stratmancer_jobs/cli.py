@@ -84,7 +84,8 @@ def main_options(
         Path | None,
         typer.Option(
             "--root",
-            help="Deployment root; every path is relative to it [env: STRATMANCER_HOME; default: cwd].",
+            help="Deployment root; every path is relative to it "
+            "(env STRATMANCER_HOME; default: the current directory).",
         ),
     ] = None,
     verbose: Annotated[bool, typer.Option("--verbose", "-v", help="Log debug detail to stderr.")] = False,
@@ -100,7 +101,7 @@ def main_options(
         typer.Option(
             "--metrics-file",
             help="Write a Prometheus textfile-collector file here after every run "
-            "[env: STRATMANCER_METRICS_FILE; config: metrics_file].",
+            "(env STRATMANCER_METRICS_FILE; config key metrics_file).",
         ),
     ] = None,
     version: Annotated[
@@ -123,7 +124,7 @@ TimeoutOpt = Annotated[
     typer.Option(
         "--timeout",
         help="Stop the run after this many seconds and record it as failed "
-        f"(0 = no limit, at most {MAX_TIMEOUT_S}) [default: jobs.<id>.timeout_seconds].",
+        f"(0 = no limit, at most {MAX_TIMEOUT_S}; default: jobs.<id>.timeout_seconds).",
     ),
 ]
 IfDueOpt = Annotated[

@@ -36,6 +36,23 @@ def test_every_command_has_help_text() -> None:
     assert top.exit_code == 0 and "Exit codes" in top.output
 
 
+def test_help_text_is_shown_whole() -> None:
+    """No option help is eaten as rich markup: `[env: X]` would vanish from --help, so none is written."""
+    runner = CliRunner()
+
+    def shown(*args: str) -> str:  # the help as read, box borders and line breaks taken out
+        out = runner.invoke(app, [*args, "--help"], env={"COLUMNS": "200"}).output
+        return " ".join(out.replace("│", " ").split())
+
+    top = shown()
+    assert "(env STRATMANCER_HOME; default: the current directory)" in top
+    assert "(env STRATMANCER_METRICS_FILE; config key metrics_file)" in top
+    job = shown("refresh-history")
+    assert "default: jobs.<id>.timeout_seconds)" in job
+    for param in typer.main.get_command(app).params:
+        assert "[" not in (getattr(param, "help", None) or ""), param.name
+
+
 def test_version() -> None:
     """--version prints the version and exits 0."""
     result = CliRunner().invoke(app, ["--version"])
