@@ -43,9 +43,7 @@ def pair_keys(keys: list[int]) -> list[list[str]]:
     token = tuple(keys)
     cached = _pair_cache.get(token)
     if cached is None:
-        cached = [
-            [f"{a},{b}" if a < b else f"{b},{a}" for b in keys[i + 1 :]] for i, a in enumerate(keys)
-        ]
+        cached = [[f"{a},{b}" if a < b else f"{b},{a}" for b in keys[i + 1 :]] for i, a in enumerate(keys)]
         _pair_cache.clear()  # one group at a time: keep memory bounded
         _pair_cache[token] = cached
     return cached
@@ -107,15 +105,7 @@ def _build_entry_numpy(counts: Counts, keys: list[int], thresholds: HistorySetti
             )
             start += n
 
-    champ_values = list(champ_wr.values())
-    avg = round(math.fsum(champ_values) / len(champ_values), DIGITS) if champ_values else 0.5
-    return {
-        "champ_wr": champ_wr,
-        "pair_wr": pair_wr,
-        "counter_wr": counter_wr,
-        "n_matches": counts.n,
-        "avg_wr": avg,
-    }
+    return _entry(champ_wr, pair_wr, counter_wr, counts.n)
 
 
 def _build_entry_loops(counts: Counts, keys: list[int], thresholds: HistorySettings) -> Entry:
@@ -162,15 +152,16 @@ def _build_entry_loops(counts: Counts, keys: list[int], thresholds: HistorySetti
         if row:
             counter_wr[names[i]] = row
 
+    return _entry(champ_wr, pair_wr, counter_wr, counts.n)
+
+
+def _entry(
+    champ_wr: dict[str, float], pair_wr: dict[str, float], counter_wr: dict[str, dict[str, float]], n: int
+) -> Entry:
+    """One entry in StratMancer's shape; ``avg_wr`` is the unweighted mean of ``champ_wr`` (0.5 if empty)."""
     values = list(champ_wr.values())
     avg = round(math.fsum(values) / len(values), DIGITS) if values else 0.5
-    return {
-        "champ_wr": champ_wr,
-        "pair_wr": pair_wr,
-        "counter_wr": counter_wr,
-        "n_matches": counts.n,
-        "avg_wr": avg,
-    }
+    return {"champ_wr": champ_wr, "pair_wr": pair_wr, "counter_wr": counter_wr, "n_matches": n, "avg_wr": avg}
 
 
 def is_entry(value: Any) -> bool:
