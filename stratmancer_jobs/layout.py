@@ -74,10 +74,6 @@ class Layout:
         return self.state_dir / "jobs_state.json"
 
     @property
-    def state_lock(self) -> Path:
-        return lock_beside(self.state_file)
-
-    @property
     def lock_dir(self) -> Path:
         return self.state_dir / "locks"
 

@@ -275,17 +275,15 @@ def _run_locked(
     hooks: bool = True,
 ) -> RunOutcome:
     started = clock()
+    host = socket.gethostname()  # the marker, the start line and the run entry name the same machine
     try:
         begun = store.update(
-            spec.id,
-            lambda r: mark_started(r, pid=os.getpid(), started=started, host=socket.gethostname()),
-            started,
+            spec.id, lambda r: mark_started(r, pid=os.getpid(), started=started, host=host), started
         )
     except StratmancerError as exc:
         log.error(f"{exc}; the job was not run", extra=_extra(spec, "error"))
         return RunOutcome("error", exc.exit_code, error=str(exc))
     _log_notice(log, spec, begun.notice)
-    host = socket.gethostname()
     log.info(f"started {spec.name} on {host} (pid {os.getpid()})", extra=_extra(spec, "start", host=host))
     t0 = time.monotonic()
     summary: str | None = None
@@ -359,7 +357,7 @@ def _run_locked(
                 error=error,
                 metrics=metrics,
                 warning=warning,
-                host=socket.gethostname(),
+                host=host,
             ),
             finished,
         )
