@@ -6,6 +6,7 @@ import json
 import os
 import subprocess
 import sys
+import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, replace
 from pathlib import Path
@@ -128,6 +129,39 @@ def with_fake_job(settings: Settings, module: str, *, timeout_s: int = 0) -> tup
     jobs = dict(settings.jobs)
     jobs[spec.id] = JobSchedule(spec.default_schedule, spec.default_grace_s, timeout_s)
     return spec, replace(settings, jobs=jobs)
+
+
+def start_fake_run(
+    root: Path, *, seconds: float, timeout_s: int = 0
+) -> tuple[subprocess.Popen[bytes], dict[str, Any]]:
+    """Run the ``sleepy`` fake job in another process; return it once the state names it as running.
+
+    The caller kills the process. The running marker is read from the state file as stored.
+    """
+    from stratmancer_jobs.state import read_state
+
+    code = (
+        "import logging, pathlib\n"
+        "from stratmancer_jobs.config import load_settings\n"
+        "from stratmancer_jobs.runner import run_job\n"
+        "from tests.conftest import with_fake_job\n"
+        f"s = load_settings(pathlib.Path({str(root)!r}), {{}})\n"
+        f"spec, s = with_fake_job(s, 'sleepy', timeout_s={timeout_s})\n"
+        f"run_job(spec, s, log=logging.getLogger('x'), options={{'seconds': {seconds}}})\n"
+    )
+    proc = subprocess.Popen([sys.executable, "-c", code], env={**os.environ, "PYTHONPATH": str(REPO)})
+    state_file = root / "state" / "jobs_state.json"
+    deadline = time.monotonic() + 20
+    running = None
+    while time.monotonic() < deadline and not running:
+        time.sleep(0.05)
+        if state_file.exists():
+            running = read_state(state_file)["jobs"].get("fake_job", {}).get("running")
+    if running is None or running["pid"] != proc.pid:
+        proc.kill()
+        proc.wait()
+        raise AssertionError(f"the fake run never showed as running: {running}")
+    return proc, running
 
 
 @pytest.fixture

@@ -36,6 +36,22 @@ def match(mid: str | None, blue: Any, red: Any, blue_win: Any, **extra: Any) -> 
     return record
 
 
+TEAMS = [
+    ([1, 2, 3, 4, 5], [6, 7, 8, 9, 10]),
+    ([6, 2, 11, 4, 12], [1, 7, 13, 9, 5]),
+    ([3, 8, 11, 14, 15], [2, 6, 12, 10, 16]),
+]
+
+
+def games(prefix: str, n: int, start: int = 0) -> list[dict[str, Any]]:
+    """``n`` deterministic games cycling through a few drafts."""
+    out = []
+    for i in range(start, start + n):
+        blue, red = TEAMS[i % len(TEAMS)]
+        out.append(match(f"{prefix}{i}", blue, red, i % 3 != 0))
+    return out
+
+
 def processed(root: Path) -> Path:
     path = root / "data" / "processed"
     path.mkdir(parents=True, exist_ok=True)

@@ -7,8 +7,6 @@ import logging
 import os
 import signal
 import subprocess
-import sys
-import time
 from collections.abc import Callable, Iterator
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta
@@ -34,7 +32,7 @@ from stratmancer_jobs.state import (
     read_state,
 )
 from stratmancer_jobs.status import build_report
-from tests.conftest import REPO, with_fake_job, write_card
+from tests.conftest import start_fake_run, with_fake_job, write_card
 
 Invoke = Callable[..., Result]
 UTCZ = ZoneInfo("UTC")
@@ -135,24 +133,8 @@ def test_dead_pid_is_a_dead_marker() -> None:
 def test_sigstopped_run_of_the_tool_turns_critical(settings: Settings) -> None:
     """A real run of the tool stopped with SIGSTOP: running at first, critical days later, never hidden."""
     spec, fake = with_fake_job(settings, "sleepy", timeout_s=600)
-    code = (
-        "import logging, pathlib\n"
-        "from stratmancer_jobs.config import load_settings\n"
-        "from tests.conftest import with_fake_job\n"
-        "from stratmancer_jobs.runner import run_job\n"
-        f"s = load_settings(pathlib.Path({str(settings.layout.root)!r}), {{}})\n"
-        "spec, s = with_fake_job(s, 'sleepy', timeout_s=600)\n"
-        "run_job(spec, s, log=logging.getLogger('x'), options={'seconds': 60})\n"
-    )
-    proc = subprocess.Popen([sys.executable, "-c", code], env={**os.environ, "PYTHONPATH": str(REPO)})
+    proc, running = start_fake_run(settings.layout.root, seconds=60, timeout_s=600)
     try:
-        deadline = time.monotonic() + 20
-        running = None
-        while time.monotonic() < deadline and not running:
-            time.sleep(0.05)
-            if settings.layout.state_file.exists():
-                running = read_state(settings.layout.state_file)["jobs"].get("fake_job", {}).get("running")
-        assert running is not None and running["pid"] == proc.pid
         os.kill(proc.pid, signal.SIGSTOP)
         started = datetime.fromisoformat(running["started"])
         soon = build_report(fake, started + timedelta(seconds=30), (spec,)).jobs[0].health

@@ -12,31 +12,16 @@ from typing import Any
 from stratmancer_jobs.jobs.history import sources
 from tests.history_fixtures import (
     full_rebuild_bytes,
+    games,
     index,
     index_bytes,
     low_thresholds,
-    match,
     permissions_enforced,
     processed,
     refresh,
     settings_for,
     write_array,
 )
-
-TEAMS = [
-    ([1, 2, 3, 4, 5], [6, 7, 8, 9, 10]),
-    ([6, 2, 11, 4, 12], [1, 7, 13, 9, 5]),
-    ([3, 8, 11, 14, 15], [2, 6, 12, 10, 16]),
-]
-
-
-def games(prefix: str, n: int, start: int = 0) -> list[dict[str, Any]]:
-    """``n`` deterministic games cycling through a few drafts."""
-    out = []
-    for i in range(start, start + n):
-        blue, red = TEAMS[i % len(TEAMS)]
-        out.append(match(f"{prefix}{i}", blue, red, i % 3 != 0))
-    return out
 
 
 def test_array_whose_last_number_grows_is_reread(root: Path, tmp_path: Path) -> None:

@@ -18,7 +18,7 @@ from stratmancer_jobs.config import Settings
 from stratmancer_jobs.logs import setup_logging
 from stratmancer_jobs.runner import run_job
 from stratmancer_jobs.state import read_state
-from tests.conftest import FAKE_KEY, REPO, with_fake_job
+from tests.conftest import FAKE_KEY, start_fake_run, with_fake_job
 
 
 def _log(secrets: tuple[str, ...] = ()) -> tuple[logging.Logger, io.StringIO]:
@@ -178,24 +178,9 @@ def test_running_marker_is_visible_while_job_runs(settings: Settings, root: Path
     """While a job runs in another process, the state names its pid; after a kill -9 it is not alive."""
     from stratmancer_jobs.procs import pid_alive
 
-    code = (
-        "import sys, logging\n"
-        "from stratmancer_jobs.config import load_settings\n"
-        "from tests.conftest import with_fake_job\n"
-        "from stratmancer_jobs.runner import run_job\n"
-        f"s = load_settings(__import__('pathlib').Path({str(root)!r}), {{}})\n"
-        "spec, s = with_fake_job(s, 'sleepy')\n"
-        "run_job(spec, s, log=logging.getLogger('x'), options={'seconds': 30})\n"
-    )
-    proc = subprocess.Popen([sys.executable, "-c", code], env={**os.environ, "PYTHONPATH": str(REPO)})
+    proc, running = start_fake_run(root, seconds=30)
     try:
-        deadline = time.monotonic() + 20
-        running = None
-        while time.monotonic() < deadline and not running:
-            time.sleep(0.05)
-            if settings.layout.state_file.exists():
-                running = read_state(settings.layout.state_file)["jobs"].get("fake_job", {}).get("running")
-        assert running is not None and running["pid"] == proc.pid
+        assert running["pid"] == proc.pid
         assert pid_alive(proc.pid)
     finally:
         proc.kill()
