@@ -1,8 +1,9 @@
-"""The fork helper that builds entries on the second core, and the progress callback path."""
+"""The fork helper that reads groups on the second core, and the progress callback path."""
 
 from __future__ import annotations
 
 import os
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -13,16 +14,36 @@ from tests.history_fixtures import index_bytes, match, refresh, settings_for, wr
 
 def test_split_map_keeps_order() -> None:
     """Results come back in item order, whichever process computed them."""
-    assert split_map(lambda x: x * x, list(range(7))) == [x * x for x in range(7)]
-    assert split_map(lambda x: x + 1, [1]) == [2]
-    assert split_map(lambda x: x + 1, [1, 2], parallel=False) == [2, 3]
+    assert split_map(lambda x, send: x * x, list(range(7))) == [x * x for x in range(7)]
+    assert split_map(lambda x, send: x * x, list(range(7)), cut=6) == [x * x for x in range(7)]
+    assert split_map(lambda x, send: x + 1, [1]) == [2]
+    assert split_map(lambda x, send: x + 1, [1, 2], parallel=False) == [2, 3]
+
+
+def test_split_map_relays_what_each_side_sends() -> None:
+    """Messages sent by the worker and by this process all reach ``relay``, each side's in order."""
+    parent = os.getpid()
+    got: list[tuple[str, int]] = []
+
+    def work(x: int, send: Callable[[object], None]) -> int:
+        for step in range(3):
+            send(("child" if os.getpid() != parent else "parent", x * 10 + step))
+        return x
+
+    assert split_map(work, [1, 2, 3, 4], cut=2, relay=got.append) == [1, 2, 3, 4]
+    assert sorted(got) == sorted(
+        [("child", v) for v in (10, 11, 12, 20, 21, 22)] + [("parent", v) for v in (30, 31, 32, 40, 41, 42)]
+    )
+    for side in ("child", "parent"):
+        values = [v for who, v in got if who == side]
+        assert values == sorted(values)
 
 
 def test_split_map_recomputes_when_the_child_fails() -> None:
     """A child that fails only costs time: its items are computed in the parent."""
     parent = os.getpid()
 
-    def only_in_parent(x: int) -> int:
+    def only_in_parent(x: int, send: Callable[[object], None]) -> int:
         if os.getpid() != parent:
             raise RuntimeError("child failure")
         return -x
@@ -33,7 +54,7 @@ def test_split_map_recomputes_when_the_child_fails() -> None:
 def test_split_map_propagates_real_errors() -> None:
     """An error that also happens in the parent is raised, not hidden."""
 
-    def boom(x: int) -> int:
+    def boom(x: int, send: Callable[[object], None]) -> int:
         raise ValueError(f"bad {x}")
 
     with pytest.raises(ValueError, match="bad"):

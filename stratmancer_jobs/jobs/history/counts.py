@@ -24,7 +24,7 @@ from dataclasses import dataclass, field
 from itertools import chain
 from typing import Any, Final
 
-from stratmancer_jobs.jobs.history.records import DUPLICATE, Match, Team
+from stratmancer_jobs.jobs.history.records import DUPLICATE, Match, Team, vectorise
 from stratmancer_jobs.jobs.history.tiers import GROUPS, KINDS, TIER_INDEX
 
 MatchId = str | int
@@ -245,7 +245,7 @@ class GroupState:
         n = len(records)
         if not n:
             return
-        if n < VECTOR_MIN:  # a small append: the plain loop beats importing numpy (~0.1 s)
+        if not vectorise(n, VECTOR_MIN):  # a small append: the plain loop beats importing numpy
             self._count_loop(counts, records)
             return
         import numpy as np

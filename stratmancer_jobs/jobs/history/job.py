@@ -23,29 +23,29 @@ from __future__ import annotations
 
 import logging
 import time
+from collections import Counter
 from dataclasses import dataclass
 from datetime import datetime
+from functools import partial
 from pathlib import Path
 
 from stratmancer_jobs.config import HistorySettings
 from stratmancer_jobs.errors import InputError, PartialFailure
 from stratmancer_jobs.jobs import Change, JobContext, JobResult, ProgressSink
 from stratmancer_jobs.jobs.history import cache, sources
-from stratmancer_jobs.jobs.history.plan import plan, render_index
-from stratmancer_jobs.jobs.history.read import (
-    GroupRun,
-    Previous,
-    Reader,
-    carried,
-    process_group,
-    unchanged,
-)
+from stratmancer_jobs.jobs.history.group import GroupTask, refresh_group
+from stratmancer_jobs.jobs.history.parallel import split_map
+from stratmancer_jobs.jobs.history.plan import render_index
+from stratmancer_jobs.jobs.history.read import Previous, Tally, carried, unchanged
 from stratmancer_jobs.jobs.history.records import DUPLICATE, INVALID_REASONS
-from stratmancer_jobs.jobs.history.tiers import GROUPS, TIERS
+from stratmancer_jobs.jobs.history.sources import SourceFile
+from stratmancer_jobs.jobs.history.tiers import GROUPS, TIER_GROUP, TIERS
 from stratmancer_jobs.jobs.history.write import sidecar, write_outputs
 from stratmancer_jobs.layout import Layout
 
 _log = logging.getLogger(__name__)
+NUMPY_BYTES = 40 * 1024 * 1024  # a run reading this much imports numpy first (records.vectorise)
+ENTRY_BYTES = 8 * 1024 * 1024  # building and rendering one entry costs about what reading this costs
 
 
 @dataclass(frozen=True)
@@ -100,22 +100,34 @@ def refresh_history(
 
     known = manifest.files if manifest is not None and not full else {}
     stale = [f for f in files if known.get(f.name) != f.stat]
-    reader = Reader(progress, len(stale), sum(f.stat.size for f in stale))
-    reader.start()
-    runs: dict[str, GroupRun] = {}
-    for group, members in GROUPS.items():
-        group_files = [f for f in files if f.tier in members]
-        if group_files:
-            runs[group] = process_group(
-                group, group_files, layout.history_group_cache(group), full, reader, log
-            )
-    for path, counts in reader.skipped.items():
-        reasons = ", ".join(f"{reason} {n}" for reason, n in sorted(counts.items()))
-        log.info("history: %s: %d invalid records skipped (%s)", path, counts.total(), reasons)
-
-    errors = [msg for run in runs.values() for msg in run.errors.values()]
+    tally = Tally(progress, len(stale), sum(f.stat.size for f in stale))
+    tally.start()
+    if sum(f.stat.size for f in stale) >= NUMPY_BYTES:
+        import numpy  # noqa: F401  # before the fork: every file of a large read takes the numpy path
     kept = {} if full else carried(manifest, files, limits, layout)  # entries whose files are unchanged
-    jobs, skipped = plan(runs, files, Previous(layout.history_index, log).entry, kept)
+    task = GroupTask(layout, files, thresholds, full, kept)
+    order = _balanced([g for g in GROUPS if any(f.tier in GROUPS[g] for f in files)], stale)
+    done = {
+        d.group: d
+        for d in split_map(
+            partial(refresh_group, task),
+            order[0],
+            parallel=parallel,
+            cut=order[1],
+            relay=lambda message: tally.update(*message),
+        )
+    }
+    for group in GROUPS:
+        if group in done:
+            for level, message in done[group].logs:
+                log.log(level, "%s", message)
+            for path, counts in done[group].invalid.items():
+                reasons = ", ".join(f"{reason} {n}" for reason, n in sorted(counts.items()))
+                log.info("history: %s: %d invalid records skipped (%s)", path, counts.total(), reasons)
+
+    errors = [msg for d in done.values() for msg in d.errors.values()]
+    jobs = {key: job for group in GROUPS if group in done for key, job in done[group].jobs.items()}
+    skipped = sum((d.skipped for d in done.values()), Counter[str]())
     if not jobs:
         if errors:
             raise InputError("no usable data: " + "; ".join(errors))
@@ -123,7 +135,7 @@ def refresh_history(
             f"no data: no valid match records in {layout.processed_dir} "
             f"({sum(skipped.values())} records skipped)"
         )
-    data, sizes = render_index(jobs, thresholds, parallel)
+    data, sizes = render_index(jobs, Previous(layout.history_index, log).entry)
 
     tiers = tuple(t for t in TIERS if t in sizes)
     groups = tuple(g for g in GROUPS if g in sizes)
@@ -133,9 +145,9 @@ def refresh_history(
     invalid = sum(skipped[r] for r in INVALID_REASONS)
     previous_total = manifest.totals.matches if manifest is not None else 0
     totals = cache.Totals(list(tiers), list(groups), matches, pairs, duplicates, invalid)
-    document = sidecar(runs, files, sizes, skipped, limits, errors, now)
-    write_outputs(layout, runs, files, data, document, limits, totals, errors)
-    mode = "full" if full or all(run.rebuilt for run in runs.values()) else "incremental"
+    document = sidecar(done, files, sizes, skipped, limits, errors, now)
+    write_outputs(layout, done, files, data, document, limits, totals, errors)
+    mode = "full" if full or all(d.rebuilt for d in done.values()) else "incremental"
     return HistoryOutcome(
         mode,
         tiers,
@@ -145,10 +157,23 @@ def refresh_history(
         pairs,
         duplicates,
         invalid,
-        reader.files,
-        reader.nbytes,
+        sum(d.files for d in done.values()),
+        sum(d.nbytes for d in done.values()),
         tuple(errors),
     )
+
+
+def _balanced(groups: list[str], stale: list[SourceFile]) -> tuple[list[str], int]:
+    """The groups, heaviest first, and how many of them go to the second process: the split whose
+    two sides read the most even number of bytes (every group builds entries too: one entry counts
+    as ``ENTRY_BYTES``)."""
+    weight = {g: ENTRY_BYTES * (len(GROUPS[g]) + 1) for g in groups}
+    for f in stale:
+        weight[TIER_GROUP[f.tier]] = weight.get(TIER_GROUP[f.tier], 0) + f.stat.size
+    order = sorted(groups, key=lambda g: -weight[g])
+    total = sum(weight.values())
+    cut = min(range(1, max(2, len(order))), key=lambda c: abs(2 * sum(weight[g] for g in order[:c]) - total))
+    return order, cut
 
 
 def _plural(n: int, word: str, many: str = "") -> str:

@@ -1,56 +1,91 @@
-"""Using the second core for the CPU-bound tail of a refresh (building and rendering entries).
+"""Using the second core: part of a list of work items runs in a forked worker, the rest here.
 
-``split_map`` runs part of the items in a one-process ``concurrent.futures.ProcessPoolExecutor`` with
-the ``fork`` context and the rest here. The work is handed over by ``fork`` itself (a module global set
-just before the pool starts its process), so the function may be a closure and only the results are
-pickled. A worker that fails, or a platform without ``fork``, only costs time: its items are then
-computed here. An interrupted call (the job's time limit) kills the worker instead of waiting for it.
+``split_map`` runs the first ``cut`` items in a one-process ``concurrent.futures.ProcessPoolExecutor``
+with the ``fork`` context and the rest in this process. The work is handed over by ``fork`` itself (a
+module global set just before the pool starts its process), so the function may be a closure and only
+the results are pickled. The function also gets a ``send`` callable: what the worker sends (progress)
+travels through a pipe and reaches ``relay`` here, in order, while this process works on its own
+share and until the worker is done; in this process ``send`` is ``relay`` itself.
+
+A worker that fails, or a platform without ``fork``, only costs time: its items are then computed
+here (what it had sent stays sent). An interrupted call (the job's time limit) kills the worker
+instead of waiting for it.
 """
 
 from __future__ import annotations
 
 import contextlib
 import multiprocessing
+import os
 from collections.abc import Callable, Sequence
 from concurrent.futures import ProcessPoolExecutor
+from multiprocessing import connection
+from multiprocessing.connection import Connection
 from typing import Any, TypeVar
 
 T = TypeVar("T")
 R = TypeVar("R")
+Send = Callable[[Any], None]
 
-# (func, items) of the call in progress: inherited by the forked worker, never pickled.
-_work: tuple[Callable[[Any], Any], Sequence[Any]] | None = None
+# (func, items, pipe end) of the call in progress: inherited by the forked worker, never pickled.
+_work: tuple[Callable[[Any, Send], Any], Sequence[Any], Connection] | None = None
 
 
 def _run_share(cut: int) -> list[Any]:  # pragma: no cover - runs in the worker, not traced by coverage
     assert _work is not None
-    func, items = _work
-    return [func(x) for x in items[:cut]]
+    func, items, sender = _work
+    return [func(x, sender.send) for x in items[:cut]]
+
+
+def _ignore(message: Any) -> None:
+    """The default ``relay``: messages are dropped."""
 
 
 def split_map(
-    func: Callable[[T], R], items: Sequence[T], *, parallel: bool = True, child_share: float = 0.4
+    func: Callable[[T, Send], R],
+    items: Sequence[T],
+    *,
+    parallel: bool = True,
+    cut: int | None = None,
+    relay: Send = _ignore,
 ) -> list[R]:
-    """``[func(x) for x in items]``, the first ``child_share`` of the items computed in a forked worker.
+    """``[func(x, send) for x in items]``, ``items[:cut]`` computed in a forked worker.
 
-    The worker gets less than half: after ``fork`` it pays a copy-on-write fault for every page whose
-    reference counts it touches.
+    ``cut`` defaults to 40% of the items: after ``fork`` the worker pays a copy-on-write fault for
+    every page whose reference counts it touches, so with equal items it should get less than half.
     """
     global _work
     if not parallel or len(items) < 2 or "fork" not in multiprocessing.get_all_start_methods():
-        return [func(x) for x in items]
-    cut = max(1, round(len(items) * child_share))
-    _work = (func, items)
-    pool = ProcessPoolExecutor(max_workers=1, mp_context=multiprocessing.get_context("fork"))
+        return [func(x, relay) for x in items]
+    cut = max(1, min(len(items) - 1, round(len(items) * 0.4) if cut is None else cut))
+    context = multiprocessing.get_context("fork")
+    receiver, sender = context.Pipe(duplex=False)
+    wake_r, wake_w = os.pipe()
+
+    def drain() -> None:
+        while receiver.poll():
+            relay(receiver.recv())
+
+    def send(message: Any) -> None:  # this process's messages, after the worker's so far
+        drain()
+        relay(message)
+
+    _work = (func, items, sender)
+    pool = ProcessPoolExecutor(max_workers=1, mp_context=context)
     done = False
     try:
         future = pool.submit(_run_share, cut)  # forks the worker now, with ``_work`` set
         _work = None
-        mine = [func(x) for x in items[cut:]]
+        future.add_done_callback(lambda _: os.write(wake_w, b"."))  # from the pool's thread
+        mine = [func(x, send) for x in items[cut:]]
+        while not future.done():  # relay what the worker sends until it is done
+            connection.wait([receiver, wake_r])
+            drain()
+        drain()
         try:
             theirs: list[R] = future.result()
         except Exception:  # a failed worker only costs time: compute its share here
-            theirs = [func(x) for x in items[:cut]]
+            theirs = [func(x, relay) for x in items[:cut]]
         done = True
     finally:
         _work = None
@@ -59,4 +94,8 @@ def split_map(
                 with contextlib.suppress(OSError):
                     process.kill()
         pool.shutdown(wait=True, cancel_futures=True)
+        for end in (receiver, sender):
+            end.close()
+        for fd in (wake_r, wake_w):
+            os.close(fd)
     return [*theirs, *mine]

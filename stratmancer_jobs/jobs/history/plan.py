@@ -1,6 +1,7 @@
 """What goes in the new index, and its bytes: fresh entries from counts, kept entries for bad files.
 
-Pure apart from ``split_map``, which builds and renders the entries on the second core (a forked pool).
+Pure. ``plan_group`` decides each key of one elo group (in whichever process read the group) and
+builds and renders its fresh entries there; ``render_index`` joins every group's entries.
 """
 
 from __future__ import annotations
@@ -8,7 +9,6 @@ from __future__ import annotations
 from collections import Counter
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from functools import partial
 
 import msgspec
 
@@ -21,11 +21,9 @@ from stratmancer_jobs.jobs.history.aggregate import (
     render,
     render_entry,
 )
-from stratmancer_jobs.jobs.history.counts import Counts, GroupState
-from stratmancer_jobs.jobs.history.parallel import split_map
+from stratmancer_jobs.jobs.history.counts import Counts
 from stratmancer_jobs.jobs.history.read import GroupRun
-from stratmancer_jobs.jobs.history.sources import SourceFile
-from stratmancer_jobs.jobs.history.tiers import GROUPS
+from stratmancer_jobs.jobs.history.tiers import GROUPS, parse_tier_file
 
 
 @dataclass(frozen=True)
@@ -35,85 +33,88 @@ class Carried:
     fragment: bytes
 
 
-# An entry to write: kept as it was (a tier with a bad file), carried over from the previous index
-# (unchanged files), or computed from counts (in any process).
-Job = Entry | Carried | Callable[[], tuple[Counts, list[int]]]
+@dataclass(frozen=True)
+class Kept:
+    """The previous index's entry, kept because a file of its tier is bad (looked up by the caller)."""
 
 
-def plan(
-    runs: dict[str, GroupRun],
-    files: list[SourceFile],
-    previous: Callable[[str], Entry | None],
+@dataclass(frozen=True)
+class Fresh:
+    """An entry built from this run's counts: its bytes (None when only ``dump_json`` can write it,
+    the entry itself is then kept) and its sizes."""
+
+    fragment: bytes | None
+    stats: dict[str, int]
+    entry: Entry | None = None
+
+
+Job = Carried | Kept | Fresh
+
+
+def _fresh(counts: Counts, keys: list[int], thresholds: HistorySettings) -> Fresh:
+    entry = build_entry(counts, keys, thresholds)
+    fragment = render_entry(entry)
+    return Fresh(fragment, entry_stats(entry), entry if fragment is None else None)
+
+
+def plan_group(
+    run: GroupRun,
+    group: str,
+    present: set[str],
+    thresholds: HistorySettings,
     carried: Mapping[str, bytes | None] | None = None,
 ) -> tuple[dict[str, Job], Counter[str]]:
-    """What goes in the new index: the previous entry of every tier (and group) with a bad file, the
-    previous bytes of every one whose files are unchanged (``carried``), fresh entries for the rest."""
+    """The group's keys in the new index: the previous entry of every tier (and of the group) with a
+    bad file, the previous bytes of every one whose files are unchanged (``carried``), fresh entries for
+    the rest; and the group's skip counts. ``present``: the tiers with an input file."""
     carried = carried or {}
     jobs: dict[str, Job] = {}
     skipped: Counter[str] = Counter()
-    present = {f.tier for f in files}
-    for group, run in runs.items():
-        bad_tiers = {f.tier for f in files if f.name in run.errors}
-        state = run.state
-        for tier in GROUPS[group]:
-            if tier not in present:
-                continue
-            tier_state = state.tiers[tier]
-            skipped.update(tier_state.skipped)
-            if tier in bad_tiers:
-                kept = previous(tier)
-                if kept is not None:
-                    jobs[tier] = kept
-            elif tier in carried:
-                if (fragment := carried[tier]) is not None:
-                    jobs[tier] = Carried(fragment)
-            elif tier_state.counts.n:
-                jobs[tier] = partial(_tier_counts, state, tier)
-        if bad_tiers:
-            kept = previous(group)
-            if kept is not None:
-                jobs[group] = kept
-        elif group in carried:
-            if (fragment := carried[group]) is not None:
-                jobs[group] = Carried(fragment)
-        elif any(t.counts.n for t in state.tiers.values()):
-            jobs[group] = partial(_group_counts, state)
+    bad_tiers = {parsed[0] for name in run.errors if (parsed := parse_tier_file(name)) is not None}
+    state = run.state
+    for tier in GROUPS[group]:
+        if tier not in present:
+            continue
+        tier_state = state.tiers[tier]
+        skipped.update(tier_state.skipped)
+        if tier in bad_tiers:
+            jobs[tier] = Kept()
+        elif tier in carried:
+            if (fragment := carried[tier]) is not None:
+                jobs[tier] = Carried(fragment)
+        elif tier_state.counts.n:
+            jobs[tier] = _fresh(tier_state.counts, state.keys, thresholds)
+    if bad_tiers:
+        jobs[group] = Kept()
+    elif group in carried:
+        if (fragment := carried[group]) is not None:
+            jobs[group] = Carried(fragment)
+    elif any(t.counts.n for t in state.tiers.values()):
+        jobs[group] = _fresh(state.group_counts(), state.keys, thresholds)
     return jobs, skipped
 
 
-def _tier_counts(state: GroupState, tier: str) -> tuple[Counts, list[int]]:
-    return state.tiers[tier].counts, state.keys
-
-
-def _group_counts(state: GroupState) -> tuple[Counts, list[int]]:
-    return state.group_counts(), state.keys
-
-
-def _entry_of(job: Job, thresholds: HistorySettings) -> Entry:
-    if isinstance(job, Carried):
-        entry: Entry = msgspec.json.decode(job.fragment)
-        return entry
-    if callable(job):
-        counts, keys = job()
-        return build_entry(counts, keys, thresholds)
-    return job
-
-
 def render_index(
-    jobs: dict[str, Job], thresholds: HistorySettings, parallel: bool
+    jobs: Mapping[str, Job], previous: Callable[[str], Entry | None]
 ) -> tuple[bytes, dict[str, dict[str, int]]]:
-    """The index's bytes and each entry's sizes; entries are built and rendered on both cores."""
-
-    def one(key: str) -> tuple[bytes | None, dict[str, int]]:
-        job = jobs[key]
-        entry = _entry_of(job, thresholds)
-        return (job.fragment if isinstance(job, Carried) else render_entry(entry)), entry_stats(entry)
-
-    keys = sorted(jobs, key=lambda k: (k not in GROUPS, k))  # the heavier group entries first
-    results = dict(zip(keys, split_map(one, keys, parallel=parallel), strict=True))
-    stats = {key: result[1] for key, result in results.items()}
-    fragments = {key: result[0] for key, result in results.items()}
-    if any(fragment is None for fragment in fragments.values()):
-        index = {key: _entry_of(job, thresholds) for key, job in jobs.items()}
-        return render(index), stats
-    return join_fragments({k: f for k, f in fragments.items() if f is not None}), stats
+    """The index's bytes and each entry's sizes; ``previous`` gives the entries to keep (``Kept``)."""
+    fragments: dict[str, bytes | None] = {}
+    entries: dict[str, Entry] = {}
+    stats: dict[str, dict[str, int]] = {}
+    for key, job in jobs.items():
+        if isinstance(job, Fresh):
+            fragments[key], stats[key] = job.fragment, job.stats
+            if job.entry is not None:
+                entries[key] = job.entry
+        elif isinstance(job, Carried):
+            fragments[key] = job.fragment
+            entries[key] = msgspec.json.decode(job.fragment)
+            stats[key] = entry_stats(entries[key])
+        elif (kept := previous(key)) is not None:
+            fragments[key], entries[key], stats[key] = render_entry(kept), kept, entry_stats(kept)
+    if all(fragment is not None for fragment in fragments.values()):
+        return join_fragments({k: f for k, f in fragments.items() if f is not None}), stats
+    for key, fragment in fragments.items():  # some entry needs ``dump_json``: render them all so
+        if key not in entries and fragment is not None:
+            entries[key] = msgspec.json.decode(fragment)
+    return render(entries), stats

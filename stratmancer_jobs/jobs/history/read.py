@@ -11,7 +11,7 @@ from __future__ import annotations
 import contextlib
 import logging
 from collections import Counter
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -51,19 +51,13 @@ class GroupRun:
 
 @dataclass
 class Reader:
-    """Opens input files, counting files and bytes and reporting progress after each file read."""
+    """Opens one group's input files, counting files and bytes; ``report(files, nbytes)`` after each."""
 
-    progress: ProgressSink | None = None
-    files_total: int = 0
-    bytes_total: int = 0
+    report: Callable[[int, int], None] | None = None
     files: int = 0
     nbytes: int = 0
     # invalid records found in each file read by this run (its last pass), to report with the file
     skipped: dict[Path, Counter[str]] = field(default_factory=dict)
-
-    def start(self) -> None:
-        if self.progress is not None:
-            self.progress(Progress(0, self.files_total, 0, self.bytes_total))
 
     def note(self, source: SourceFile, decoded: Decoded) -> None:
         if decoded.skipped:
@@ -82,8 +76,31 @@ class Reader:
     def count(self, size: int) -> None:
         self.files += 1
         self.nbytes += size
-        if self.progress is not None:
-            self.progress(Progress(self.files, self.files_total, self.nbytes, self.bytes_total))
+        if self.report is not None:
+            self.report(self.files, self.nbytes)
+
+
+@dataclass
+class Tally:
+    """Progress of a run whose groups are read by several readers (in any process): their sums."""
+
+    sink: ProgressSink | None
+    files_total: int
+    bytes_total: int
+    parts: dict[str, tuple[int, int]] = field(default_factory=dict)
+
+    def start(self) -> None:
+        self._report()
+
+    def update(self, part: str, files: int, nbytes: int) -> None:
+        self.parts[part] = (files, nbytes)
+        self._report()
+
+    def _report(self) -> None:
+        if self.sink is not None:
+            files = sum(f for f, _ in self.parts.values())
+            nbytes = sum(b for _, b in self.parts.values())
+            self.sink(Progress(files, self.files_total, nbytes, self.bytes_total))
 
 
 def _extend(

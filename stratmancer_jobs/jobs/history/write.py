@@ -1,9 +1,9 @@
-"""Writing a refresh's results: the index, the sidecar, the group caches, then the manifest.
+"""Writing a refresh's results: the index and the sidecar, then the manifest.
 
-Order of writes: the index, the sidecar and the group caches (each self-consistent, written side by
-side so that their fsyncs overlap), then the manifest that vouches for them; a crash in between leaves
-a manifest that no longer matches, so the next run re-checks every file against the caches instead of
-trusting "nothing changed". Every file goes through ``atomicio``.
+Order of writes: the group caches (by each group's refresh, each self-consistent on its own), the
+index and the sidecar (side by side, so that their fsyncs overlap), then the manifest that vouches for
+them; a crash in between leaves a manifest that no longer matches, so the next run re-checks every file
+against the caches instead of trusting "nothing changed". Every file goes through ``atomicio``.
 """
 
 from __future__ import annotations
@@ -21,7 +21,7 @@ from stratmancer_jobs.atomicio import atomic_write_bytes, atomic_write_json
 from stratmancer_jobs.jobs.history import cache
 from stratmancer_jobs.jobs.history.aggregate import DIGITS
 from stratmancer_jobs.jobs.history.filestat import FileStat
-from stratmancer_jobs.jobs.history.read import GroupRun
+from stratmancer_jobs.jobs.history.group import GroupDone
 from stratmancer_jobs.jobs.history.sources import SourceFile
 from stratmancer_jobs.jobs.history.tiers import TIER_GROUP
 from stratmancer_jobs.layout import Layout
@@ -29,14 +29,14 @@ from stratmancer_jobs.layout import Layout
 LIMIT_NAMES = ("min_champ_games", "min_pair_games", "min_counter_games")
 
 
-def counted_stat(runs: dict[str, GroupRun], source: SourceFile) -> FileStat:
+def counted_stat(done: dict[str, GroupDone], source: SourceFile) -> FileStat:
     """The stat of what was counted for this file (taken when it was read, or at the scan)."""
-    checkpoint = runs[TIER_GROUP[source.tier]].checkpoints.get(source.name)
+    checkpoint = done[TIER_GROUP[source.tier]].checkpoints.get(source.name)
     return source.stat if checkpoint is None else checkpoint.stat
 
 
 def sidecar(
-    runs: dict[str, GroupRun],
+    done: dict[str, GroupDone],
     files: list[SourceFile],
     entries: dict[str, dict[str, int]],
     skipped: Counter[str],
@@ -47,15 +47,15 @@ def sidecar(
     """The sidecar document: games counts, skip reasons and input fingerprints, beside the index."""
     tiers: dict[str, Any] = {}
     for source in files:
-        run = runs[TIER_GROUP[source.tier]]
+        group = done[TIER_GROUP[source.tier]]
         info = tiers.setdefault(source.tier, {"files": {}, "skipped": {}})
-        info["skipped"] = dict(sorted(run.state.tiers[source.tier].skipped.items()))
-        stat = counted_stat(runs, source)
+        info["skipped"] = dict(sorted(group.tier_skipped[source.tier].items()))
+        stat = counted_stat(done, source)
         info["files"][source.name] = {
             "size": stat.size,
             "mtime_ns": stat.mtime_ns,
             "fingerprint": stat.fingerprint,
-            "error": run.errors.get(source.name),
+            "error": group.errors.get(source.name),
         }
     return {
         "generated_at": now.isoformat() if now is not None else None,
@@ -79,7 +79,7 @@ def _write_if_changed(path: Path, data: bytes) -> None:
 
 def write_outputs(
     layout: Layout,
-    runs: dict[str, GroupRun],
+    done: dict[str, GroupDone],
     files: list[SourceFile],
     data: bytes,
     document: dict[str, Any],
@@ -87,25 +87,18 @@ def write_outputs(
     totals: cache.Totals,
     errors: list[str],
 ) -> None:
-    """Write the index, the sidecar and the changed group caches, then the manifest (or drop it)."""
-    with ThreadPoolExecutor(max_workers=3) as pool:
-        writes = [
-            pool.submit(_write_if_changed, layout.history_index, data),
-            pool.submit(atomic_write_json, layout.history_sidecar, document),
-        ]
-        writes += [
-            pool.submit(cache.save_group, layout.history_group_cache(group), run.state, run.checkpoints)
-            for group, run in runs.items()
-            if run.changed and not run.errors
-        ]
-        for write in writes:
-            write.result()
+    """Write the index and the sidecar, then the manifest (or drop it); the group caches are saved by
+    each group's refresh (``group``)."""
+    with ThreadPoolExecutor(max_workers=1) as pool:
+        sidecar_written = pool.submit(atomic_write_json, layout.history_sidecar, document)
+        _write_if_changed(layout.history_index, data)
+        sidecar_written.result()
     if errors:
         with contextlib.suppress(FileNotFoundError):
             layout.history_manifest.unlink()  # a bad file must be looked at again next run
         return
     st = layout.history_index.stat()
-    stats = {f.name: counted_stat(runs, f) for f in files}
+    stats = {f.name: counted_stat(done, f) for f in files}
     manifest = cache.Manifest(
         cache.FORMAT, limits, stats, st.st_size, st.st_mtime_ns, xxhash.xxh3_64_intdigest(data), totals
     )
