@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import os
 from collections.abc import Callable
 from pathlib import Path
@@ -78,3 +79,40 @@ def test_progress_sink_run_gives_the_same_index(root: Path, capsys: pytest.Captu
     assert seen == [Progress(0, 1, 0, size), Progress(1, 1, size, size)]
     refresh(root, full=True)
     assert index_bytes(root) == with_sink
+
+
+def test_groups_on_two_processes_report_progress_and_log_like_one(
+    root: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Three groups read on two processes: the sink sees the start, then every file once, ending at all
+    files and bytes; the worker's log lines reach the caller's log; the index and the caches are those
+    of a run in one process."""
+    from stratmancer_jobs.jobs import Progress
+    from stratmancer_jobs.jobs.history.job import refresh_history
+
+    games = [match(f"G{i}", [1, 2, 3, 4, 5], [6, 7, 8, 9, 10], i % 2 == 0) for i in range(9)]
+    for tier, n in (("GOLD", 9), ("IRON", 5), ("DIAMOND", 3)):
+        write_array(root, tier, [{**g, "match_id": f"{tier}{g['match_id']}"} for g in games[:n]])
+    settings = settings_for(root)
+    layout = settings.layout
+    sizes = [p.stat().st_size for p in sorted(layout.processed_dir.iterdir())]
+    seen: list[Progress] = []
+    caplog.set_level(logging.DEBUG, logger="tests.history")
+    log = logging.getLogger("tests.history")
+    refresh_history(layout, settings.history, full=True, progress=seen.append, log=log, parallel=True)
+    assert seen[0] == Progress(0, 3, 0, sum(sizes))
+    assert seen[-1] == Progress(3, 3, sum(sizes), sum(sizes))
+    assert [p.files_done for p in seen] == [0, 1, 2, 3]
+    caplog.clear()
+    for group in ("LOW", "MID", "HIGH"):
+        layout.history_group_cache(group).write_bytes(b"corrupt")
+    write_array(root, "GOLD", [{**g, "match_id": f"GOLD{g['match_id']}"} for g in games])  # touched
+    refresh_history(layout, settings.history, log=log, parallel=True)
+    two = index_bytes(root), {g: layout.history_group_cache(g).read_bytes() for g in ("LOW", "MID", "HIGH")}
+    warned = sorted(r.getMessage() for r in caplog.records if r.levelno == logging.WARNING)
+    assert warned == [
+        f"history: the cache of group {g} is invalid, rebuilding the group" for g in ("HIGH", "LOW", "MID")
+    ]
+    refresh(root, full=True, parallel=False)
+    one = index_bytes(root), {g: layout.history_group_cache(g).read_bytes() for g in ("LOW", "MID", "HIGH")}
+    assert two == one
