@@ -7,6 +7,7 @@ import logging
 import os
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -357,17 +358,17 @@ def test_entries_of_unchanged_files_are_carried_over(root: Path, monkeypatch: py
     write_array(root, "GOLD", games)
     write_array(root, "DIAMOND", [match(f"D{i}", picks[5:], picks[:5], i % 2 == 0) for i in range(8)])
     refresh(root)
-    built: list[int] = []
-    real = plan_module.build_entry
+    built: list[str] = []
+    real = plan_module._build
 
-    def counting(*args: object, **kwargs: object) -> object:
-        built.append(1)
-        return real(*args, **kwargs)  # type: ignore[arg-type]
+    def counting(state: Any, group: str, wanted: list[str], thresholds: Any) -> Any:
+        built.extend(wanted)
+        return real(state, group, wanted, thresholds)
 
-    monkeypatch.setattr(plan_module, "build_entry", counting)
+    monkeypatch.setattr(plan_module, "_build", counting)
     write_array(root, "GOLD", [*games, match("G9", picks[:5], picks[5:], False)])
     refresh(root)
-    assert len(built) == 2  # GOLD and MID; DIAMOND and HIGH carried over
+    assert sorted(built) == ["GOLD", "MID"]  # DIAMOND and HIGH carried over
     assert index_bytes(root) == full_rebuild_bytes(root, root.parent / "scratch")
 
     index = root / "ml_pipeline" / "history_index.json"
@@ -377,5 +378,5 @@ def test_entries_of_unchanged_files_are_carried_over(root: Path, monkeypatch: py
     more = [match("G9", picks[:5], picks[5:], False), match("G10", picks[:5], picks[5:], True)]
     write_array(root, "GOLD", [*games, *more])
     refresh(root)
-    assert len(built) == 4  # the index does not match the manifest: nothing is carried over
+    assert sorted(built) == ["DIAMOND", "GOLD", "HIGH", "MID"]  # the index does not match the manifest
     assert index_bytes(root) == full_rebuild_bytes(root, root.parent / "scratch2")

@@ -6,6 +6,8 @@ builds and renders its fresh entries there; ``render_index`` joins every group's
 
 from __future__ import annotations
 
+import contextlib
+import sys
 from collections import Counter
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
@@ -21,7 +23,7 @@ from stratmancer_jobs.jobs.history.aggregate import (
     render,
     render_entry,
 )
-from stratmancer_jobs.jobs.history.counts import Counts
+from stratmancer_jobs.jobs.history.counts import GroupState
 from stratmancer_jobs.jobs.history.read import GroupRun
 from stratmancer_jobs.jobs.history.tiers import GROUPS, parse_tier_file
 
@@ -51,10 +53,24 @@ class Fresh:
 Job = Carried | Kept | Fresh
 
 
-def _fresh(counts: Counts, keys: list[int], thresholds: HistorySettings) -> Fresh:
-    entry = build_entry(counts, keys, thresholds)
-    fragment = render_entry(entry)
-    return Fresh(fragment, entry_stats(entry), entry if fragment is None else None)
+def _build(state: GroupState, group: str, wanted: list[str], thresholds: HistorySettings) -> dict[str, Fresh]:
+    """Fresh entries for ``wanted`` (tiers, or the group itself): straight to bytes with numpy when the
+    run imported it (``fastrender``, the same bytes), else -- or when a rate needs ``json``'s exponent
+    form, or a count is beyond int64 -- through the entry's dict."""
+    out: dict[str, Fresh] = {}
+    if "numpy" in sys.modules and state.keys and wanted:
+        from stratmancer_jobs.jobs.history.fastrender import render_group
+
+        with contextlib.suppress(OverflowError):
+            rendered = render_group(state, group, wanted, thresholds)
+            out = {key: Fresh(*result) for key, result in rendered.items() if result is not None}
+    for key in wanted:
+        if key not in out:
+            counts = state.group_counts() if key == group else state.tiers[key].counts
+            entry = build_entry(counts, state.keys, thresholds)
+            fragment = render_entry(entry)
+            out[key] = Fresh(fragment, entry_stats(entry), entry if fragment is None else None)
+    return out
 
 
 def plan_group(
@@ -70,8 +86,9 @@ def plan_group(
     carried = carried or {}
     jobs: dict[str, Job] = {}
     skipped: Counter[str] = Counter()
-    bad_tiers = {parsed[0] for name in run.errors if (parsed := parse_tier_file(name)) is not None}
+    wanted: list[str] = []  # keys whose entry is built from this run's counts
     state = run.state
+    bad_tiers = {parsed[0] for name in run.errors if (parsed := parse_tier_file(name)) is not None}
     for tier in GROUPS[group]:
         if tier not in present:
             continue
@@ -83,14 +100,15 @@ def plan_group(
             if (fragment := carried[tier]) is not None:
                 jobs[tier] = Carried(fragment)
         elif tier_state.counts.n:
-            jobs[tier] = _fresh(tier_state.counts, state.keys, thresholds)
+            wanted.append(tier)
     if bad_tiers:
         jobs[group] = Kept()
     elif group in carried:
         if (fragment := carried[group]) is not None:
             jobs[group] = Carried(fragment)
     elif any(t.counts.n for t in state.tiers.values()):
-        jobs[group] = _fresh(state.group_counts(), state.keys, thresholds)
+        wanted.append(group)
+    jobs.update(_build(state, group, wanted, thresholds))
     return jobs, skipped
 
 

@@ -1,0 +1,150 @@
+"""``fastrender`` writes the bytes of the dict path (``build_entry`` + ``render_entry``), or says it cannot.
+
+The reference is the plain-loop entry builder (``_build_entry_loops``: no numpy) rendered by msgspec,
+itself checked against ``json.dumps`` in the history tests.
+"""
+
+from __future__ import annotations
+
+import json
+import random
+from collections import Counter
+
+import pytest
+from hypothesis import example, given, settings
+from hypothesis import strategies as st
+
+from stratmancer_jobs.config import HistorySettings
+from stratmancer_jobs.jobs.history.aggregate import _build_entry_loops, render_entry
+from stratmancer_jobs.jobs.history.counts import Counts, GroupState
+from stratmancer_jobs.jobs.history.fastrender import CountArrays, GroupNames, render_arrays, render_group
+from stratmancer_jobs.jobs.history.records import Match
+
+
+def _counts(rng: random.Random, size: int, top: int) -> Counts:
+    def row() -> list[int]:
+        return [rng.randint(0, top) for _ in range(size)]
+
+    counts = Counts(
+        rng.randint(0, 10**6), row(), row(), [row() for _ in range(size)], [row() for _ in range(size)]
+    )
+    counts.vs = [row() for _ in range(size)]
+    for matrix in (counts.pw, counts.pl, counts.vs):
+        for i in range(size):
+            matrix[i][i] = 0  # a champion never pairs with or counters itself
+    return counts
+
+
+def _reference(counts: Counts, keys: list[int], thresholds: HistorySettings) -> bytes | None:
+    return render_entry(_build_entry_loops(counts, keys, thresholds))
+
+
+keys_strategy = st.lists(
+    st.one_of(st.integers(1, 999), st.integers(-(2**63), 2**63 - 1), st.integers(2**64, 2**70)),
+    min_size=1,
+    max_size=12,
+    unique=True,
+)
+
+
+@settings(max_examples=150, deadline=None)
+@given(
+    keys=keys_strategy,
+    seed=st.integers(0, 2**32),
+    top=st.sampled_from([1, 3, 40, 10**6]),
+    limits=st.tuples(st.integers(1, 4), st.integers(1, 4), st.integers(1, 4)),
+)
+@example(keys=[1, 10, 2, 100, 11], seed=1, top=3, limits=(1, 1, 1))  # "1" < "10" < "100" < "11" < "2"
+@example(keys=[-5, 5, -50, 0], seed=2, top=40, limits=(1, 1, 1))  # "-" sorts before the digits
+def test_the_same_bytes_as_the_dict_path(
+    keys: list[int], seed: int, top: int, limits: tuple[int, int, int]
+) -> None:
+    thresholds = HistorySettings(*limits)
+    counts = _counts(random.Random(seed), len(keys), top)
+    expected = _reference(counts, keys, thresholds)
+    got = render_arrays(CountArrays.of(counts, len(keys)), GroupNames.of(keys), thresholds)
+    if expected is None:
+        assert got is None
+    else:
+        assert got is not None
+        assert got[0] == expected
+        entry = json.loads(expected)
+        assert got[1] == {
+            "n_matches": entry["n_matches"],
+            "champions": len(entry["champ_wr"]),
+            "pairs": len(entry["pair_wr"]),
+            "counters": sum(len(row) for row in entry["counter_wr"].values()),
+        }
+
+
+@pytest.mark.parametrize(
+    ("wins", "games", "rendered"),
+    [
+        (0, 7, b"0.0"),
+        (7, 7, b"1.0"),
+        (1, 2, b"0.5"),
+        (1, 3, b"0.333333"),
+        (2, 3, b"0.666667"),
+        (1, 10000, b"0.0001"),
+        (1, 8, b"0.125"),
+        (999999, 1000000, b"0.999999"),
+        (9999995, 10000000, b"1.0"),  # rounds half up to 1
+        (123, 1000, b"0.123"),
+        (10, 100, b"0.1"),
+    ],
+)
+def test_every_shape_of_a_rate(wins: int, games: int, rendered: bytes) -> None:
+    """One champion pair with the given record: the pair's rate is written as ``json`` writes it."""
+    counts = Counts(
+        games, [wins, wins], [games - wins, games - wins], [[0, wins], [0, 0]], [[0, games - wins], [0, 0]]
+    )
+    counts.vs = [[0, 0], [0, 0]]
+    thresholds = HistorySettings(1, 1, 1)
+    got = render_arrays(CountArrays.of(counts, 2), GroupNames.of([3, 4]), thresholds)
+    assert got is not None
+    assert got[0] == _reference(counts, [3, 4], thresholds)
+    assert b'"3,4": ' + rendered + b"\n" in got[0]
+
+
+@pytest.mark.parametrize(("wins", "games"), [(1, 20000), (1, 1000001), (3, 40000)])
+def test_a_rate_below_1e_4_is_left_to_the_dict_path(wins: int, games: int) -> None:
+    counts = Counts(games, [wins, 1], [games - wins, 1], [[0, 0], [0, 0]], [[0, 0], [0, 0]])
+    counts.vs = [[0, 0], [0, 0]]
+    thresholds = HistorySettings(1, 1, 1)
+    assert render_arrays(CountArrays.of(counts, 2), GroupNames.of([3, 4]), thresholds) is None
+    assert _reference(counts, [3, 4], thresholds) is None
+
+
+def test_avg_wr_below_1e_4_is_left_to_the_dict_path() -> None:
+    """Rates of 0 and one of 0.0001 among many: the mean prints in exponent form, json's way."""
+    size = 4
+    counts = Counts(10**4, [1, 0, 0, 0], [9999, 10**4, 10**4, 10**4], [[0] * size for _ in range(size)])
+    counts.pl = [[0] * size for _ in range(size)]
+    counts.vs = [[0] * size for _ in range(size)]
+    thresholds = HistorySettings(1, 1, 1)
+    assert _reference(counts, [1, 2, 3, 4], thresholds) is None
+    assert render_arrays(CountArrays.of(counts, size), GroupNames.of([1, 2, 3, 4]), thresholds) is None
+
+
+def test_a_group_entry_is_its_tiers_minus_cross_tier_duplicates() -> None:
+    """``render_group`` for the group's key sums its tiers and takes ``excluded`` out, as
+    ``GroupState.group_counts`` does; a tier's key renders that tier alone."""
+    rng = random.Random(5)
+    pool = list(range(1, 30))
+    state = GroupState("MID")
+    for tier, prefix in (("GOLD", "G"), ("PLATINUM", "P"), ("EMERALD", "G")):  # EMERALD repeats GOLD's ids
+        records = []
+        for i in range(60):
+            picks = rng.sample(pool, 10)
+            records.append(Match(tuple(picks[:5]), tuple(picks[5:]), rng.random() < 0.5, f"{prefix}{i}"))
+        state.add(tier, "json", records, Counter())
+    assert state.excluded.n == 60
+    thresholds = HistorySettings(1, 1, 1)
+    got = render_group(state, "MID", ["MID", "GOLD", "EMERALD"], thresholds)
+    assert set(got) == {"MID", "GOLD", "EMERALD"}
+    for key, counts in (("MID", state.group_counts()), ("GOLD", state.tiers["GOLD"].counts)):
+        result = got[key]
+        assert result is not None
+        assert result[0] == _reference(counts, state.keys, thresholds)
+    assert got["EMERALD"] is not None
+    assert json.loads(got["EMERALD"][0])["n_matches"] == 60
