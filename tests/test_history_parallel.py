@@ -9,7 +9,16 @@ from pathlib import Path
 
 import pytest
 
+from stratmancer_jobs.jobs.history.filestat import FileStat
+from stratmancer_jobs.jobs.history.group import (
+    CACHE_FACTOR,
+    ENTRY_COST,
+    HASH_DIVISOR,
+    group_cost,
+    split_groups,
+)
 from stratmancer_jobs.jobs.history.parallel import split_map
+from stratmancer_jobs.jobs.history.sources import SourceFile
 from tests.history_fixtures import index_bytes, match, refresh, settings_for, write_array
 
 
@@ -116,3 +125,41 @@ def test_groups_on_two_processes_report_progress_and_log_like_one(
     refresh(root, full=True, parallel=False)
     one = index_bytes(root), {g: layout.history_group_cache(g).read_bytes() for g in ("LOW", "MID", "HIGH")}
     assert two == one
+
+
+def _source(tier: str, size: int, mtime: int = 1) -> SourceFile:
+    name = f"matches_{tier}.json"
+    return SourceFile(name, Path(name), tier, "json", FileStat(size, mtime, "f", 0, 0))
+
+
+def test_split_groups_puts_the_costlier_side_in_the_worker() -> None:
+    """A full rebuild is split by bytes to decode (and entries to build); this process keeps the side
+    that leaves room for joining and writing the index."""
+    mb = 1_000_000
+    files = [_source("IRON", 31 * mb), _source("BRONZE", 52 * mb), _source("SILVER", 72 * mb)]
+    files += [_source("GOLD", 82 * mb), _source("PLATINUM", 73 * mb), _source("EMERALD", 63 * mb)]
+    files += [_source(t, s * mb) for t, s in (("DIAMOND", 42), ("MASTER", 20), ("GRANDMASTER", 10))]
+    order, cut = split_groups(files, {}, {})
+    assert (order[:cut], order[cut:]) == (["LOW", "HIGH"], ["MID"])
+    assert group_cost("MID", files, {}, 0) == (82 + 73 + 63) * mb + 4 * ENTRY_COST
+    assert group_cost("HIGH", files, {}, 0) == (42 + 20 + 10) * mb + 4 * ENTRY_COST  # 3 tiers + group
+
+
+def test_group_cost_of_an_append_is_its_new_bytes_its_hashed_prefix_and_its_entries() -> None:
+    mb = 1_000_000
+    before = {f.name: f.stat for f in (_source("GOLD", 80 * mb), _source("PLATINUM", 70 * mb))}
+    now = [_source("GOLD", 81 * mb, mtime=2), _source("PLATINUM", 70 * mb)]
+    cost = group_cost("MID", now, before, 2 * mb)
+    assert cost == 2 * mb * CACHE_FACTOR + 1 * mb + 80 * mb // HASH_DIVISOR + 2 * ENTRY_COST
+    assert group_cost("MID", now, before, 0) == 81 * mb + 2 * ENTRY_COST  # no cache: decoded whole
+    shrunk = [_source("GOLD", 79 * mb, mtime=2), _source("PLATINUM", 70 * mb)]
+    assert group_cost("MID", shrunk, before, 2 * mb) == 2 * mb * CACHE_FACTOR + 79 * mb + 2 * ENTRY_COST
+    assert group_cost("MID", [_source("PLATINUM", 70 * mb)], before, 2 * mb) == 2 * mb * CACHE_FACTOR
+    assert group_cost("LOW", now, before, 0) == 0
+
+
+def test_split_groups_with_one_group_keeps_it_here() -> None:
+    files = [_source("GOLD", 10), _source("EMERALD", 10)]
+    assert split_groups(files, {}, {}) == (["MID"], 1)
+    two = [_source("GOLD", 10), _source("IRON", 10**9)]
+    assert split_groups(two, {}, {}) == (["LOW", "MID"], 1)

@@ -13,9 +13,11 @@ from collections import Counter
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Final
 
 from stratmancer_jobs.config import HistorySettings
 from stratmancer_jobs.jobs.history import cache
+from stratmancer_jobs.jobs.history.filestat import FileStat
 from stratmancer_jobs.jobs.history.incremental import Checkpoint
 from stratmancer_jobs.jobs.history.parallel import Send
 from stratmancer_jobs.jobs.history.plan import Job, plan_group
@@ -90,3 +92,49 @@ def refresh_group(task: GroupTask, group: str, send: Send) -> GroupDone:
         reader.skipped,
         log.records,
     )
+
+
+# What each part of a group's refresh costs, in bytes of JSON decoded in the same time (~1 ms a MB).
+ENTRY_COST: Final = 10_000_000  # building and rendering one entry
+HASH_DIVISOR: Final = 10  # proving an old prefix unchanged (read + XXH3) is ~10x cheaper than decoding
+CACHE_FACTOR: Final = 12  # loading a group cache (msgpack) is ~12x dearer than decoding as much JSON
+AFTER_COST: Final = 3 * ENTRY_COST  # what this process does after the split (join, write the index)
+
+
+def group_cost(group: str, files: list[SourceFile], known: Mapping[str, FileStat], cache_size: int) -> int:
+    """How long refreshing ``group`` will take (see the costs above), from what the manifest knows:
+    a file it has not seen whole (``known``), or that shrank, is decoded whole; one that grew is decoded
+    from its old end and hashed up to it; the entries of the group and of its changed tiers are built."""
+    cost = cache_size * CACHE_FACTOR
+    changed_tiers: set[str] = set()
+    for f in files:
+        if f.tier not in GROUPS[group] or known.get(f.name) == f.stat:
+            continue
+        changed_tiers.add(f.tier)
+        old = known.get(f.name)
+        if old is None or old.size > f.stat.size or not cache_size:
+            cost += f.stat.size
+        else:
+            cost += f.stat.size - old.size + old.size // HASH_DIVISOR
+    if changed_tiers:
+        cost += ENTRY_COST * (len(changed_tiers) + 1)
+    return cost
+
+
+def split_groups(
+    files: list[SourceFile], known: Mapping[str, FileStat], cache_sizes: Mapping[str, int]
+) -> tuple[list[str], int]:
+    """The groups to refresh, those for the second process first, and how many those are: the split
+    whose slower side (this process also joins and writes the index) is the fastest."""
+    groups = [g for g in GROUPS if any(f.tier in GROUPS[g] for f in files)]
+    cost = {g: group_cost(g, files, known, cache_sizes.get(g, 0)) for g in groups}
+    best: tuple[int, list[str], list[str]] | None = None
+    for mask in range(1, 2 ** len(groups) - 1):
+        there = [g for i, g in enumerate(groups) if mask >> i & 1]
+        here = [g for g in groups if g not in there]
+        slower = max(sum(cost[g] for g in there), sum(cost[g] for g in here) + AFTER_COST)
+        if best is None or slower < best[0]:
+            best = (slower, there, here)
+    if best is None:
+        return groups, len(groups)
+    return [*best[1], *best[2]], len(best[1])

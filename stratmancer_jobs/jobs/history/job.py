@@ -33,19 +33,17 @@ from stratmancer_jobs.config import HistorySettings
 from stratmancer_jobs.errors import InputError, PartialFailure
 from stratmancer_jobs.jobs import Change, JobContext, JobResult, ProgressSink
 from stratmancer_jobs.jobs.history import cache, sources
-from stratmancer_jobs.jobs.history.group import GroupTask, refresh_group
+from stratmancer_jobs.jobs.history.group import GroupTask, refresh_group, split_groups
 from stratmancer_jobs.jobs.history.parallel import split_map
 from stratmancer_jobs.jobs.history.plan import render_index
 from stratmancer_jobs.jobs.history.read import Previous, Tally, carried, unchanged
 from stratmancer_jobs.jobs.history.records import DUPLICATE, INVALID_REASONS
-from stratmancer_jobs.jobs.history.sources import SourceFile
-from stratmancer_jobs.jobs.history.tiers import GROUPS, TIER_GROUP, TIERS
+from stratmancer_jobs.jobs.history.tiers import GROUPS, TIERS
 from stratmancer_jobs.jobs.history.write import sidecar, write_outputs
 from stratmancer_jobs.layout import Layout
 
 _log = logging.getLogger(__name__)
 NUMPY_BYTES = 40 * 1024 * 1024  # a run reading this much imports numpy first (records.vectorise)
-ENTRY_BYTES = 8 * 1024 * 1024  # building and rendering one entry costs about what reading this costs
 
 
 @dataclass(frozen=True)
@@ -106,7 +104,8 @@ def refresh_history(
         import numpy  # noqa: F401  # before the fork: every file of a large read takes the numpy path
     kept = {} if full else carried(manifest, files, limits, layout)  # entries whose files are unchanged
     task = GroupTask(layout, files, thresholds, full, kept)
-    order = _balanced([g for g in GROUPS if any(f.tier in GROUPS[g] for f in files)], stale)
+    caches = {g: _size(layout.history_group_cache(g)) for g in GROUPS} if not full else {}
+    order = split_groups(files, known, caches)
     done = {
         d.group: d
         for d in split_map(
@@ -161,19 +160,6 @@ def refresh_history(
         sum(d.nbytes for d in done.values()),
         tuple(errors),
     )
-
-
-def _balanced(groups: list[str], stale: list[SourceFile]) -> tuple[list[str], int]:
-    """The groups, heaviest first, and how many of them go to the second process: the split whose
-    two sides read the most even number of bytes (every group builds entries too: one entry counts
-    as ``ENTRY_BYTES``)."""
-    weight = {g: ENTRY_BYTES * (len(GROUPS[g]) + 1) for g in groups}
-    for f in stale:
-        weight[TIER_GROUP[f.tier]] = weight.get(TIER_GROUP[f.tier], 0) + f.stat.size
-    order = sorted(groups, key=lambda g: -weight[g])
-    total = sum(weight.values())
-    cut = min(range(1, max(2, len(order))), key=lambda c: abs(2 * sum(weight[g] for g in order[:c]) - total))
-    return order, cut
 
 
 def _plural(n: int, word: str, many: str = "") -> str:
@@ -232,6 +218,13 @@ def run(ctx: JobContext) -> JobResult:
         error = "bad tier file(s), their tiers kept their last entries: " + "; ".join(outcome.errors)
         raise PartialFailure(error, summary=summary, metrics=metrics, change=change)
     return JobResult(summary=summary, metrics=metrics, change=change)
+
+
+def _size(path: Path) -> int:
+    try:
+        return path.stat().st_size
+    except OSError:
+        return 0
 
 
 def _identity(path: Path) -> tuple[int, int, int] | None:
