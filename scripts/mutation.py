@@ -84,6 +84,11 @@ MODULES: dict[str, tuple[str, tuple[str, ...]]] = {
         "stratmancer_jobs/jobs/history/aggregate.py",
         ("tests/test_mut_history.py", "tests/test_history_counts.py"),
     ),
+    "fastrender": ("stratmancer_jobs/jobs/history/fastrender.py", ("tests/test_history_fastrender.py",)),
+    "group": (
+        "stratmancer_jobs/jobs/history/group.py",
+        ("tests/test_history_parallel.py", "tests/test_history_build.py"),
+    ),
 }
 
 # module name -> {mutant name without the module prefix: why no test can tell it from the original}
@@ -224,6 +229,41 @@ EQUIVALENT: dict[str, dict[str, str]] = {
         "x_pick_active__mutmut_6": "> vs >=: equal (timestamp, file) is the same file, read once per run",
         "x_validate_card__mutmut_20": "'UTF-8' vs 'utf-8': codec names are case-insensitive",
     },
+    "fastrender": {
+        **{
+            f"{fn}__mutmut_{n}": "numpy's default dtype for these Python ints is int64 (float64 for the "
+            "empty rank arrays, whose values are then small whole floats: the same order)"
+            for fn, numbers in (
+                ("x__lines", (33, 36)),
+                ("xǁCountArraysǁof", (7, 9)),
+                ("xǁGroupNamesǁof", (36, 38, 42, 44, 52, 54, 59, 61)),
+            )
+            for n in numbers
+        },
+        **{f"x__lines__mutmut_{n}": "zip strict=False vs None or omitted: the same" for n in (52, 56)},
+        "x__lines__mutmut_138": "the extra '0' lands on the ',' written just after",
+        "x__rates__mutmut_4": "games >= 0 vs > 0: games >= minimum >= 1 already (config bounds)",
+        "x_render_arrays__mutmut_105": "bincount without minlength: the missing last rows have no cells",
+        "x_render_arrays__mutmut_158": "'ascii' vs 'ASCII': codec names are case-insensitive",
+        "xǁGroupNamesǁof__mutmut_5": "'ascii' vs 'ASCII': codec names are case-insensitive",
+        "xǁGroupNamesǁof__mutmut_26": "padding with spaces instead of NULs: the mask drops the padding",
+        "xǁGroupNamesǁof__mutmut_73": "triu_indices with the diagonal: a champion's pair with itself has "
+        "0 games (zero diagonal), never shown",
+        "xǁGroupNamesǁof__mutmut_76": "<= vs <: i < j, and distinct keys have distinct ranks",
+        **{
+            f"xǁGroupNamesǁof__mutmut_{n}": "argsort kind: distinct sort keys, every sort gives one order"
+            for n in (92, 94, 98)
+        },
+    },
+    "group": {
+        **{
+            f"xǁLogBufferǁ__init____mutmut_{n}": "the buffer's name and level: its records are replayed "
+            "through the caller's logger, and a logger without a parent is enabled for every level"
+            for n in (1, 3, 4, 5, 6)
+        },
+        "x_refresh_group__mutmut_34": "a cache saved when unchanged too: the same bytes rewritten",
+        "x_split_groups__mutmut_17": "a missing cache counted as 1 byte: 12 units of ~10**8",
+    },
 }
 
 KILLED = {"killed", "timeout", "segfault", "caught by type check"}
@@ -274,7 +314,7 @@ def mutmut_section(source: str, tests: tuple[str, ...]) -> str:
     return (
         "\n[tool.mutmut]\n"
         'source_paths = ["stratmancer_jobs"]\n'
-        'also_copy = ["ml_pipeline", "config"]\n'
+        'also_copy = ["ml_pipeline", "config", "data"]\n'
         f"only_mutate = {toml_list([source])}\n"
         f"pytest_add_cli_args_test_selection = {toml_list(tests)}\n"
         'pytest_add_cli_args = ["-p", "no:cacheprovider", "-q"]\n'

@@ -148,3 +148,39 @@ def test_a_group_entry_is_its_tiers_minus_cross_tier_duplicates() -> None:
         assert result[0] == _reference(counts, state.keys, thresholds)
     assert got["EMERALD"] is not None
     assert json.loads(got["EMERALD"][0])["n_matches"] == 60
+
+
+def test_avg_wr_of_1e_6_is_left_to_the_dict_path() -> None:
+    """One champion at 0.0001 and 99 at 0: every rate prints plainly, the mean (1e-06) does not."""
+    size = 100
+    counts = Counts(10**4, [1] + [0] * 99, [9999] + [10**4] * 99, [[0] * size for _ in range(size)])
+    counts.pl = [[0] * size for _ in range(size)]
+    counts.vs = [[0] * size for _ in range(size)]
+    thresholds = HistorySettings(1, 1, 1)
+    keys = list(range(1, size + 1))
+    assert _reference(counts, keys, thresholds) is None
+    assert render_arrays(CountArrays.of(counts, size), GroupNames.of(keys), thresholds) is None
+
+
+def test_a_group_without_champions_renders_the_empty_entry() -> None:
+    counts = Counts()
+    thresholds = HistorySettings(1, 1, 1)
+    got = render_arrays(CountArrays.of(counts, 0), GroupNames.of([]), thresholds)
+    assert got == (
+        _reference(counts, [], thresholds),
+        {"n_matches": 0, "champions": 0, "pairs": 0, "counters": 0},
+    )
+
+
+def test_lines_reports_each_lines_length() -> None:
+    """``_lines`` returns the lines and their lengths (the counter rows are cut by them)."""
+    import numpy as np
+
+    from stratmancer_jobs.jobs.history.fastrender import _lines
+
+    names = GroupNames.of([7, 123, 45])
+    k = np.array([0, 500000, 1000000], dtype=np.int64)
+    text, lengths = _lines(names.pair6, np.arange(3), k)
+    lines = text.split(b"\n")[:-1]
+    assert [len(line) + 1 for line in lines] == lengths.tolist()
+    assert lines == [b'      "45,123": 0.0,', b'      "7,123": 0.5,', b'      "7,45": 1.0,']  # name order

@@ -28,21 +28,75 @@ from stratmancer_jobs.jobs.history.counts import Counts, GroupState
 DIGITS: Final = 6
 SCALE: Final = 10**DIGITS
 _SMALLEST: Final = 100  # k below this (and above 0): a rate under 1e-4, written in exponent form
-_PAIRS: Final = np.array([[48 + i // 10, 48 + i % 10] for i in range(100)], dtype=np.uint8)  # "00".."99"
 
-Text = tuple[Any, Any]  # (n, width) uint8 matrix of zero-padded byte strings, and their lengths
+Text = tuple[Any, Any]  # (n, width) uint8 matrix of left-aligned byte strings, and their lengths
+
+
+def _digit_table(width: int) -> tuple[Any, Any]:
+    """For i in [0, 10**width]: the last ``width`` digits of i as ASCII packed little-endian (first
+    digit in the lowest byte), and how many of them are trailing zeros (``width`` for 0)."""
+    i = np.arange(10**width + 1, dtype=np.uint64)
+    packed = np.zeros(len(i), dtype=np.uint64)
+    zeros = np.zeros(len(i), dtype=np.int64)
+    trailing = np.ones(len(i), dtype=bool)
+    for place in range(width):  # from the last digit backwards
+        digit = i // np.uint64(10**place) % np.uint64(10)
+        packed |= (digit + np.uint64(48)) << np.uint64(8 * (width - 1 - place))
+        trailing &= digit == 0
+        zeros += trailing
+    return packed, zeros
+
+
+# A rate's text is 8 bytes, "0." and the 6 digits of k = 100 * high + low, as one little-endian uint64;
+# k = 10**6 is "1.000000" (high = 10000: digits "0000", the "0" before the point made "1").
+_HIGH, _HIGH_ZEROS = _digit_table(4)
+_LOW, _LOW_ZEROS = _digit_table(2)
+_ZERO_POINT: Final = np.uint64(ord("0") | ord(".") << 8)
+_FIRST_BYTES: Final = np.array([(1 << (8 * n)) - 1 for n in range(9)], dtype=np.uint64)  # n low bytes
+
+
+def _pack(n: int, parts: Sequence[Text | bytes]) -> Text:
+    """Each row's parts (constant bytes, or one string per row) joined, left-aligned in one matrix."""
+    widths = [len(p) if isinstance(p, bytes) else p[0].shape[1] for p in parts]
+    matrix = np.zeros((n, sum(widths)), dtype=np.uint8)
+    keep = np.ones(matrix.shape, dtype=bool)
+    length = np.zeros(n, dtype=np.int64)
+    start = 0
+    for part, width in zip(parts, widths, strict=True):
+        if isinstance(part, bytes):
+            matrix[:, start : start + width] = np.frombuffer(part, dtype=np.uint8)
+            length += width
+        else:
+            matrix[:, start : start + width] = part[0]
+            keep[:, start : start + width] = np.arange(width) < part[1][:, None]
+            length += part[1]
+        start += width
+    packed = np.zeros_like(matrix)
+    packed[np.arange(matrix.shape[1]) < length[:, None]] = matrix[keep]
+    return packed, length
+
+
+def _template(n: int, head: Sequence[Text | bytes]) -> Text:
+    """Line templates: the head left-aligned and NUL-padded, 8 NULs for the rate, then ``,\n``; with
+    the heads' lengths. A line's bytes are its template's non-NUL bytes once the rate is filled in."""
+    packed, length = _pack(n, head)
+    tail = np.zeros((n, DIGITS + 4), dtype=np.uint8)
+    tail[:, DIGITS + 2 :] = np.frombuffer(b",\n", dtype=np.uint8)
+    return np.concatenate((packed, tail), axis=1), length
 
 
 @dataclass(frozen=True)
 class GroupNames:
-    """The names of one group's champions, sorted, and its pairs (i < j) in the order the index lists them."""
+    """One group's champions sorted by name, its pairs (i < j) in the order the index lists them, and
+    the start of each line that names them (``<indent>"<name>": ``)."""
 
     order: Any  # champion indices sorted by name
-    names: Text  # in that order
     pair_lo: Any  # per pair: the index of the champion whose key is smaller, then the other
     pair_hi: Any
-    lo_names: Text
-    hi_names: Text
+    champ6: Text  # '      "<name>": ' per champion, in name order (champ_wr, and counter_wr's rows)
+    champ8: Text  # '        "<name>": ' (a counter_wr row's cells), as a line template
+    pair6: Text  # '      "<a>,<b>": ' per pair, in listing order, as a line template
+    row_heads: list[bytes]  # the head of each champion's counter_wr row, in name order
 
     @classmethod
     def of(cls, keys: Sequence[int]) -> GroupNames:
@@ -62,13 +116,23 @@ class GroupNames:
         lo, hi = np.where(smaller, i, j), np.where(smaller, j, i)
         listed = np.argsort(by_text[lo] * n + by_text[hi], kind="stable")
         lo, hi = lo[listed], hi[listed]
+        sorted_names = (matrix[order], lengths[order])
+        pairs: list[Text | bytes] = [
+            b'      "',
+            (matrix[lo], lengths[lo]),
+            b",",
+            (matrix[hi], lengths[hi]),
+            b'": ',
+        ]
+        champ6 = _template(n, [b'      "', sorted_names, b'": '])
         return cls(
             order,
-            (matrix[order], lengths[order]),
             lo,
             hi,
-            (matrix[lo], lengths[lo]),
-            (matrix[hi], lengths[hi]),
+            champ6,
+            _template(n, [b'        "', sorted_names, b'": ']),
+            _template(len(lo), pairs),
+            [head[:length].tobytes() for head, length in zip(champ6[0], champ6[1].tolist(), strict=True)],
         )
 
 
@@ -86,8 +150,11 @@ class CountArrays:
     @classmethod
     def of(cls, counts: Counts, size: int) -> CountArrays:
         counts.resize(size)
-        parts = (counts.cw, counts.cl, counts.pw, counts.pl, counts.vs)
-        return cls(counts.n, *(np.array(part, dtype=np.int64) for part in parts))
+        rows = (np.array(part, dtype=np.int64) for part in (counts.cw, counts.cl))
+        matrices = (
+            np.array(part, dtype=np.int64).reshape(size, size) for part in (counts.pw, counts.pl, counts.vs)
+        )
+        return cls(counts.n, *rows, *matrices)
 
     def minus(self, other: CountArrays) -> CountArrays:
         return CountArrays(
@@ -128,58 +195,32 @@ def _rates(won: Any, games: Any, minimum: int) -> tuple[Any, Any]:
     return mask, (2 * SCALE * w + g) // (2 * g)
 
 
-def _lines(indent: int, key: list[Text | bytes], k: Any) -> tuple[bytes, Any]:
-    """``<indent>"<key>": <k as a rate>,\\n`` for every row, one after the other, and each line's length.
-
-    ``key``: its parts, each a ``Text`` (one string per row) or constant bytes.
-    """
+def _lines(template: Text, rows: Any, k: Any) -> tuple[bytes, Any]:
+    """The line of each template row in ``rows`` with its rate ``k``, one after the other, and each
+    line's length. The rate's bytes past its length are zeroed, so that every NUL is dropped."""
     n = len(k)
-    widths = [indent + 1, *(len(p) if isinstance(p, bytes) else p[0].shape[1] for p in key), 3, DIGITS + 2, 2]
-    edges = np.cumsum([0, *widths]).tolist()
-    matrix = np.empty((n, edges[-1]), dtype=np.uint8)
-    keep = np.ones((n, edges[-1]), dtype=bool)
-    length = np.full(n, indent + 1 + 3 + 2, dtype=np.int64)
-    matrix[:, :indent] = ord(" ")
-    matrix[:, indent] = ord('"')
-    for p, start, stop in zip(key, edges[1:], edges[2:], strict=False):
-        if isinstance(p, bytes):
-            matrix[:, start:stop] = np.frombuffer(p, dtype=np.uint8)
-            length += len(p)
-        else:
-            matrix[:, start:stop] = p[0]
-            keep[:, start:stop] = np.arange(stop - start) < p[1][:, None]
-            length += p[1]
-    at = edges[-4]
-    matrix[:, at : at + 3] = np.frombuffer(b'": ', dtype=np.uint8)
-    at += 3
-    matrix[:, at] = ord("0")
-    matrix[:, at + 1] = ord(".")
-    low = np.minimum(k, SCALE - 1)  # 10**6 is written "1.0": its digits are those of 0
-    matrix[:, at + 2 : at + 4] = _PAIRS[low // 10_000]
-    matrix[:, at + 4 : at + 6] = _PAIRS[low // 100 % 100]
-    matrix[:, at + 6 : at + 8] = _PAIRS[low % 100]
-    top = k == SCALE
-    matrix[top, at] = ord("1")
-    matrix[top, at + 2 : at + 8] = ord("0")
-    zeros = np.zeros(n, dtype=np.int64)
-    for power in range(1, DIGITS):  # trailing zero digits of k (0 and 10**6 both keep "x.0")
-        zeros += (k % 10**power) == 0
-    value_len = DIGITS + 2 - zeros
-    keep[:, at : at + DIGITS + 2] = np.arange(DIGITS + 2) < value_len[:, None]
-    length += value_len
-    matrix[:, at + DIGITS + 2 :] = np.frombuffer(b",\n", dtype=np.uint8)
-    return bytes(matrix[keep].tobytes()), length
+    matrix = template[0][rows]
+    at = matrix.shape[1] - DIGITS - 4
+    high, low = k // 100, k % 100
+    value = (
+        _ZERO_POINT
+        + (k == SCALE).astype(np.uint64)
+        + (_HIGH[high] << np.uint64(16))
+        + (_LOW[low] << np.uint64(48))
+    )
+    value_len = (
+        DIGITS + 2 - np.minimum(np.where(low == 0, 2 + _HIGH_ZEROS[high], _LOW_ZEROS[low]), DIGITS - 1)
+    )
+    value &= _FIRST_BYTES[value_len]
+    matrix[:, at : at + 8] = value.astype("<u8").view(np.uint8).reshape(n, 8)
+    return bytes(matrix[matrix != 0].tobytes()), template[1][rows] + value_len + 2
 
 
-def _object(body: bytes, indent: int) -> bytes:
-    """``{`` + lines + ``}`` at this indent (the lines' last ``,`` dropped), ``{}`` when empty."""
+def _object(body: bytes, indent: int) -> tuple[bytes | memoryview, ...]:
+    """The parts of ``{`` + lines + ``}`` at this indent (the last ``,`` dropped), ``{}`` when empty."""
     if not body:
-        return b"{}"
-    return b"{\n" + body[:-2] + b"\n" + b" " * (indent - 2) + b"}"
-
-
-def _take(text: Text, rows: Any) -> Text:
-    return text[0][rows], text[1][rows]
+        return (b"{}",)
+    return b"{\n", memoryview(body)[:-2], b"\n" + b" " * (indent - 2) + b"}"
 
 
 def render_arrays(
@@ -207,35 +248,41 @@ def render_arrays(
     if b"0.0000" in avg_text or b"e-" in avg_text:
         return None
 
-    champ, _ = _lines(6, [_take(names.names, champ_mask)], champ_k)
-    pair, _ = _lines(6, [_take(names.lo_names, pair_mask), b",", _take(names.hi_names, pair_mask)], pair_k)
+    champ, _ = _lines(names.champ6, champ_mask, champ_k)
+    pair, _ = _lines(names.pair6, pair_mask, pair_k)
     rows, cols = np.nonzero(counter_mask)
-    cells, line_len = _lines(8, [_take(names.names, cols)], counter_k)
+    cells, line_len = _lines(names.champ8, cols, counter_k)
     ends = np.cumsum(line_len).tolist()  # cut the cells into their rows
     per_row = np.bincount(rows, minlength=len(order)).tolist()
-    parts: list[bytes] = []
+    cell_view = memoryview(cells)
+    counter: list[bytes | memoryview] = []
     start, cell = 0, 0
-    name_matrix, name_len = names.names
-    for r, n in enumerate(per_row):
+    for head, n in zip(names.row_heads, per_row, strict=True):
         if n:
             cell += n
             stop = ends[cell - 1]
-            name = name_matrix[r, : name_len[r]].tobytes()
-            parts.append(b'      "' + name + b'": ' + _object(cells[start:stop], 8) + b",\n")
+            counter += (
+                b",\n" if counter else b"{\n",
+                head,
+                b"{\n",
+                cell_view[start : stop - 2],
+                b"\n      }",
+            )
             start = stop
+    counter.append(b"\n    }" if counter else b"{}")
 
     fragment = b"".join(
         (
             b'{\n    "avg_wr": ',
             avg_text,
             b',\n    "champ_wr": ',
-            _object(champ, 6),
+            *_object(champ, 6),
             b',\n    "counter_wr": ',
-            _object(b"".join(parts), 6),
+            *counter,
             b',\n    "n_matches": ',
             str(counts.n).encode("ascii"),
             b',\n    "pair_wr": ',
-            _object(pair, 6),
+            *_object(pair, 6),
             b"\n  }",
         )
     )

@@ -45,7 +45,6 @@ class GroupDone:
     group: str
     checkpoints: dict[str, Checkpoint]  # what was counted of each file
     errors: dict[str, str]  # file name -> why it is bad (its tier keeps its last entry)
-    changed: bool
     rebuilt: bool
     jobs: dict[str, Job]  # the group's and its tiers' entries
     tier_skipped: dict[str, Counter[str]]  # records skipped per reason, per tier (the sidecar)
@@ -82,7 +81,6 @@ def refresh_group(task: GroupTask, group: str, send: Send) -> GroupDone:
         group,
         run.checkpoints,
         run.errors,
-        run.changed,
         run.rebuilt,
         jobs,
         {tier: run.state.tiers[tier].skipped for tier in GROUPS[group]},

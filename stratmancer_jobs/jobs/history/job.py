@@ -4,19 +4,17 @@ The I/O edge of the job: scan, read what changed (``read``), plan and render (``
 (``write``), and turn the outcome into the runner's summary and metrics. Bad tier files do not stop the
 run: their tiers keep their last entries, the others are updated, and the run raises PartialFailure.
 
-Where the time goes (200,000 matches, 450 MB, 2 shared cores, ``scripts/bench_history.py``): full
-rebuild ~1.3 s, 1.75x a one-thread msgspec decode of whole files (decode, numpy counting, entries built on
-numpy matrices and rendered over two processes); peak RSS 134 MB, because a large JSON array is read
-and decoded in 16 MB batches (1,000,000 matches: 376 MB, 1.18x the floor). A 1% append to every tier
-~0.47-0.6 s (31-37%), measured by phase on a loaded machine: loading the 3 group caches ~0.08 s (the
-~200k seen ids decoded into their dict ~0.035, the count lists ~0.015), proving the old prefixes
-~0.09 s (every old byte read and XXH3-hashed), building the 13 entries ~0.13 s CPU and rendering
-them ~0.08 s (split over two processes, which only helps when the second core is idle), saving the
-caches ~0.05 s and the index ~0.05 s (fsyncs included). The entries are rebuilt whole because such an
-append changes 10-45% of every entry's pair and counter cells; an append to one tier carries the other
-tiers' and groups' entries over from the previous index; no change ~5 ms. Tried and not kept: numpy
-for the entries of an append (its import, 0.1-0.2 s on a loaded machine, costs what it saves) and
-``map``-chained rate loops (0.185 s vs 0.14 s for the comprehensions).
+Where the time goes (200,000 matches, 450 MB, 2 shared cores, ``scripts/bench_history.py``): the elo
+groups are independent, so they are refreshed on both cores (``group``, ``parallel``): the costlier side
+(by bytes to decode, prefixes to hash, entries to build) in a forked worker, the rest here, each
+reading its files in 16 MB batches, counting with numpy, rendering its entries straight from the count
+arrays (``fastrender``) and saving its cache. Full rebuild ~0.68 s, 0.91x a one-thread msgspec decode
+of the same files (1,000,000 matches: 2.8 s, 0.69x; peak RSS 104 MB and 338 MB). A 1% append to every
+tier ~0.3 s: importing numpy ~0.04, loading the caches ~0.02-0.04 per group (most of it the seen
+match ids), proving the old prefixes ~0.03 per group (every old byte read and XXH3-hashed), building
+and rendering the 13 entries ~0.01 each, the worker's results ~0.02 through the pool, the index and
+manifest writes ~0.02-0.03 (fsyncs included). An append to one tier carries the other tiers' and
+groups' entries over from the previous index; no change ~5 ms.
 """
 
 from __future__ import annotations
