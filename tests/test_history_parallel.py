@@ -151,6 +151,12 @@ def test_group_cost_of_an_append_is_its_new_bytes_its_hashed_prefix_and_its_entr
     now = [_source("GOLD", 81 * mb, mtime=2), _source("PLATINUM", 70 * mb)]
     cost = group_cost("MID", now, before, 2 * mb)
     assert cost == 2 * mb * CACHE_FACTOR + 1 * mb + 80 * mb // HASH_DIVISOR + 2 * ENTRY_COST
+    odd = {f.name: f.stat for f in (_source("GOLD", 80 * mb + 7),)}
+    assert group_cost("MID", [_source("GOLD", 80 * mb + 7, mtime=2)], odd, 0) == 80 * mb + 7 + 2 * ENTRY_COST
+    # rewritten with the same size: nothing new to decode, the old part hashed
+    same = group_cost("MID", [_source("GOLD", 80 * mb + 7, mtime=2)], odd, 1)
+    assert same == CACHE_FACTOR + (80 * mb + 7) // HASH_DIVISOR + 2 * ENTRY_COST
+    assert isinstance(same, int)
     assert group_cost("MID", now, before, 0) == 81 * mb + 2 * ENTRY_COST  # no cache: decoded whole
     shrunk = [_source("GOLD", 79 * mb, mtime=2), _source("PLATINUM", 70 * mb)]
     assert group_cost("MID", shrunk, before, 2 * mb) == 2 * mb * CACHE_FACTOR + 79 * mb + 2 * ENTRY_COST
@@ -163,3 +169,41 @@ def test_split_groups_with_one_group_keeps_it_here() -> None:
     assert split_groups(files, {}, {}) == (["MID"], 1)
     two = [_source("GOLD", 10), _source("IRON", 10**9)]
     assert split_groups(two, {}, {}) == (["LOW", "MID"], 1)
+    tiny = [_source("GOLD", 10), _source("IRON", 10)]
+    assert split_groups(tiny, {}, {}) == (["LOW", "MID"], 1)  # a tie: the first split found
+
+
+def test_split_groups_may_send_two_groups_to_the_worker() -> None:
+    """LOW costs 120 MB-equivalents, MID and HIGH 70 each (one tier and the group's entry, 10 each):
+    MID + HIGH there (140) against LOW + writing here (150) beats every other split."""
+    mb = 1_000_000
+    files = [_source("IRON", 100 * mb), _source("GOLD", 50 * mb), _source("DIAMOND", 50 * mb)]
+    assert split_groups(files, {}, {}) == (["MID", "HIGH", "LOW"], 2)
+
+
+def test_split_groups_counts_each_groups_cache() -> None:
+    """An append to every group: the group with the larger cache to load goes to the worker."""
+    mb = 1_000_000
+    before = {f.name: f.stat for f in (_source("IRON", 50 * mb), _source("GOLD", 50 * mb))}
+    files = [_source("IRON", 51 * mb, mtime=2), _source("GOLD", 51 * mb, mtime=2)]
+    assert split_groups(files, before, {"LOW": 1 * mb, "MID": 9 * mb}) == (["MID", "LOW"], 1)
+    assert split_groups(files, before, {"LOW": 9 * mb, "MID": 1 * mb}) == (["LOW", "MID"], 1)
+
+
+def test_large_results_cross_through_the_blob_file_intact() -> None:
+    """The worker's large ``bytes`` (nested anywhere in its results) travel through the blob file and
+    come back equal, next to small ones that stay in the pickle."""
+    from stratmancer_jobs.jobs.history.parallel import BLOB_MIN
+
+    def work(x: int, send: Callable[[object], None]) -> dict[str, object]:
+        big = bytes([x % 251]) * (BLOB_MIN + x)
+        return {"pid": os.getpid(), "big": big, "nested": [(big[:10], big)], "small": b"s" * x}
+
+    parent = os.getpid()
+    results = split_map(work, [1, 2, 3, 4], cut=2)
+    assert [r["pid"] != parent for r in results] == [True, True, False, False]
+    for x, r in zip([1, 2, 3, 4], results, strict=True):
+        big = bytes([x % 251]) * (BLOB_MIN + x)
+        assert r["big"] == big
+        assert r["nested"] == [(big[:10], big)]
+        assert r["small"] == b"s" * x
