@@ -176,20 +176,18 @@ EQUIVALENT: dict[str, dict[str, str]] = {
         "x_sum_counts__mutmut_19": "_add(..., -2): only the sign of 'sign' is used",
         "xǁCountsǁcheck__mutmut_22": "min(default=1): an empty counter is not negative either way",
         "xǁCountsǁresize__mutmut_2": "size < old: at size == old it extends every counter by nothing",
-        "xǁGroupStateǁ_count__mutmut_3": "n <= VECTOR_MIN: which path counts, not what is counted",
         # a wrong array shape or length makes numpy raise ValueError, and the plain loop counts instead
         **{
             f"xǁGroupStateǁ_count__mutmut_{n}": "wrong fromiter count or reshape: ValueError, the loop counts"
-            for n in (11, 12, 18, 25, 26, 30, 31, 37, 44, 45)
+            for n in (15, 16, 22, 29, 34, 35, 41, 48, 49)
         },
         **{
             f"xǁGroupStateǁ_count__mutmut_{n}": "lookup table or search: the same dense positions either way"
-            for n in (56, 57, 58, 69)
+            for n in (60, 61, 62, 73)
         },
-        "xǁGroupStateǁ_count__mutmut_78": "np.array dtype=None: int64 by default for these ints",
-        "xǁGroupStateǁ_count__mutmut_80": "np.array without dtype: int64 by default for these ints",
-        "xǁGroupStateǁ_count__mutmut_92": "won as floats 0.0/1.0: np.where tests truth the same way",
-        "xǁGroupStateǁ_count__mutmut_96": "fromiter without count: the same array",
+        "xǁGroupStateǁ_count__mutmut_82": "np.array dtype=None: int64 by default for these ints",
+        "xǁGroupStateǁ_count__mutmut_84": "np.array without dtype: int64 by default for these ints",
+        "xǁGroupStateǁ_count__mutmut_100": "fromiter without count: the same array",
         "xǁGroupStateǁ_dedup__mutmut_30": "first >= rank: first is another tier's rank there, never equal",
     },
     "aggregate": {
@@ -246,6 +244,7 @@ EQUIVALENT: dict[str, dict[str, str]] = {
         "x_render_arrays__mutmut_105": "bincount without minlength: the missing last rows have no cells",
         "x_render_arrays__mutmut_158": "'ascii' vs 'ASCII': codec names are case-insensitive",
         "xǁGroupNamesǁof__mutmut_5": "'ascii' vs 'ASCII': codec names are case-insensitive",
+        "xǁGroupNamesǁof__mutmut_15": "default width 1 for no names: an empty matrix either way",
         "xǁGroupNamesǁof__mutmut_26": "padding with spaces instead of NULs: the mask drops the padding",
         "xǁGroupNamesǁof__mutmut_73": "triu_indices with the diagonal: a champion's pair with itself has "
         "0 games (zero diagonal), never shown",
