@@ -126,3 +126,44 @@ def test_entries_with_numpy_equal_the_loops(seed: int) -> None:
         assert aggregate._build_entry_numpy(counts, state.keys, thresholds) == aggregate._build_entry_loops(
             counts, state.keys, thresholds
         )
+
+
+def test_a_streamed_file_that_fails_half_way_counts_like_whole_reads(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Batches of a large file are counted as they are decoded; when a later file of the group turns
+    out caught mid-write after some of its batches were counted, the group is counted again from
+    whole files: the index, the sidecar, the skip counts and the bytes read are those of whole reads
+    (an id repeated across batches counts once, skip counts add up over batches)."""
+    from stratmancer_jobs.jobs.history import sources
+
+    results = []
+    for name, chunk in (("whole", 1 << 30), ("streamed", 300)):
+        root = tmp_path / name
+        low_thresholds(root)
+        gold = _records(30)
+        gold.append(match("NA1_2", [1, 2, 3, 4, 5], [6, 7, 8, 9, 10], False))  # a duplicate, batches later
+        write_array(root, "GOLD", gold)
+        write_array(root, "PLATINUM", _records(20))
+        emerald = write_array(root, "EMERALD", _records(25))
+        text = emerald.read_text()
+        emerald.write_text(text[: len(text) * 3 // 4])  # the collector caught mid-write
+        monkeypatch.setattr(sources, "STREAM_CHUNK", chunk)
+        outcome = refresh(root, full=True)
+        assert [e.split(": ", 1)[0].rsplit("/", 1)[1] for e in outcome.errors] == ["matches_EMERALD.json"]
+        sidecar = (root / "ml_pipeline" / "history_index.meta.json").read_text().replace(str(root), "ROOT")
+        sidecar = "\n".join(
+            line for line in sidecar.splitlines() if "generated_at" not in line and "mtime_ns" not in line
+        )
+        counts = (
+            outcome.files_read,
+            outcome.bytes_read,
+            outcome.duplicates,
+            outcome.invalid,
+            outcome.matches,
+        )
+        results.append((index_bytes(root), sidecar, counts))
+    assert results[0][0] == results[1][0]
+    assert results[0][1].splitlines() == results[1][1].splitlines()
+    assert results[0][2] == results[1][2]
+    assert results[0][2][2] == 1  # the duplicate

@@ -136,9 +136,16 @@ def _separator(head: bytes) -> bytes | None:
 Reader = Callable[[memoryview], int]  # ``readinto``: fills the view, returns the bytes read (0 at the end)
 
 
-def decode_array_stream(readinto: Reader, name: str, size: int) -> tuple[Decoded, int, int]:
+def decode_array_stream(
+    readinto: Reader, name: str, size: int, sink: Callable[[Decoded], None] | None = None
+) -> tuple[Decoded, int, int]:
     """Decode a whole JSON array read ``size`` bytes at a time: ``(decoded, consumed, digest)`` as
     ``decode_file`` finds them for the whole file, holding one batch of bytes at a time.
+
+    With a ``sink``, each batch's valid records and skip counts go to it as soon as they are decoded
+    (in file order) and the returned ``decoded`` holds the skip counts only: the file's records are
+    never all in memory. An Unsplittable raised after some batches went to the sink means they must
+    be forgotten (the caller starts over).
 
     The bytes are cut after a top-level element's closing line (``_separator``) and each batch is
     decoded as ``[batch]`` (the ``,`` on each side of it overwritten in place). Every batch decoding on
@@ -177,7 +184,7 @@ def decode_array_stream(readinto: Reader, name: str, size: int) -> tuple[Decoded
             buf[0] = ord("[")  # was the ``,`` before this batch (hashed with the batch before)
         buf[stop] = ord("]")
         with memoryview(buf) as view, view[: stop + 1] as batch:
-            _merge(out, batch, name)
+            _merge(out, batch, name, sink)
         buf[stop] = ord(",")
         offset += stop
         buf[: fill - stop] = buf[stop:fill]  # the rest (a part of one element) starts with that ``,``
@@ -188,20 +195,28 @@ def decode_array_stream(readinto: Reader, name: str, size: int) -> tuple[Decoded
         decoded = decode_array(rest)
         end = _array_end(rest)
         hasher.update(rest[:end])
+        if sink is not None:
+            sink(decoded)
+            decoded = Decoded(skipped=decoded.skipped, counted=len(decoded.records))
         return decoded, end, int(hasher.intdigest())
     end = _array_end(rest)
     if end <= 0:
         raise Unsplittable(name)
     hasher.update(rest[:end])
-    _merge(out, memoryview(b"[" + rest[1:]), name)
-    keep_distinct(out)
+    _merge(out, memoryview(b"[" + rest[1:]), name, sink)
+    if sink is None:
+        keep_distinct(out)
     return out, offset + end, int(hasher.intdigest())
 
 
-def _merge(out: Decoded, batch: memoryview, name: str) -> None:
+def _merge(out: Decoded, batch: memoryview, name: str, sink: Callable[[Decoded], None] | None) -> None:
     try:
-        decoded = decode_array(batch, distinct=False)
+        decoded = decode_array(batch, distinct=sink is not None)
     except RecordsError:
         raise Unsplittable(name) from None
-    out.records += decoded.records
     out.skipped.update(decoded.skipped)
+    if sink is None:
+        out.records += decoded.records
+    else:
+        out.counted += len(decoded.records)
+        sink(decoded)

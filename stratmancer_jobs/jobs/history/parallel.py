@@ -64,10 +64,14 @@ class _BlobUnpickler(pickle.Unpickler):
 
     def persistent_load(self, pid: Any) -> bytes:
         offset, size = pid
-        data = os.pread(self.fd, size, offset)
-        if len(data) != size:
-            raise EOFError("the worker's blob file is shorter than what it wrote")
-        return data
+        parts: list[bytes] = []
+        while size:
+            chunk = os.pread(self.fd, size, offset)
+            if not chunk:
+                raise EOFError("the worker's blob file is shorter than what it wrote")
+            parts.append(chunk)
+            offset, size = offset + len(chunk), size - len(chunk)
+        return parts[0] if len(parts) == 1 else b"".join(parts)  # one read: no copy
 
 
 @dataclass(frozen=True)

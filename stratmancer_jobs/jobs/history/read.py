@@ -153,14 +153,33 @@ def _extend(
     return run
 
 
+class _StartOver(Exception):
+    """A file failed after some of its batches were counted: the group is read again, whole files."""
+
+
 def _rebuild(group: str, files: list[SourceFile], reader: Reader) -> GroupRun:
+    """Count the group's files from scratch, a large JSON array batch by batch (its records never all in
+    memory); should such a file fail half-way, the group is counted again from whole files."""
+    files_before, bytes_before = reader.files, reader.nbytes
+    try:
+        return _rebuild_once(group, files, reader, stream=True)
+    except _StartOver:
+        reader.files, reader.nbytes = files_before, bytes_before
+        return _rebuild_once(group, files, reader, stream=False)
+
+
+def _rebuild_once(group: str, files: list[SourceFile], reader: Reader, *, stream: bool) -> GroupRun:
     run = GroupRun(GroupState(group), {}, changed=True, rebuilt=True)
     for source in files:
         if source.error is not None:
             run.errors[source.name] = source.error
             continue
+
+        def count(decoded: Decoded, source: SourceFile = source) -> None:
+            run.state.add(source.tier, source.kind, decoded.records, decoded.skipped)
+
         try:
-            decoded, checkpoint = _read_whole(source, reader)
+            decoded, checkpoint = _read_whole(source, reader, count, stream)
         except RecordsError as exc:
             run.errors[source.name] = f"{source.path}: {exc}"
             continue
@@ -171,27 +190,45 @@ def _rebuild(group: str, files: list[SourceFile], reader: Reader) -> GroupRun:
             run.errors[source.name] = sources.read_error(source.path, MemoryError(), source.stat.size)
             continue
         reader.note(source, decoded)
-        run.state.add(source.tier, source.kind, decoded.records, decoded.skipped)
         run.checkpoints[source.name] = checkpoint
     return run
 
 
-def _read_whole(source: SourceFile, reader: Reader) -> tuple[Decoded, Checkpoint]:
-    """Decode all of a file: a large JSON array batch by batch (``decode_array_stream``: bounded memory,
-    the whole file's records and checkpoint), anything else -- or an array that cannot be cut -- whole."""
-    if source.kind == "json" and source.stat.size > sources.STREAM_CHUNK:
+def _read_whole(
+    source: SourceFile, reader: Reader, count: Callable[[Decoded], None], stream: bool
+) -> tuple[Decoded, Checkpoint]:
+    """Decode all of a file and hand its records to ``count``: a large JSON array batch by batch
+    (``decode_array_stream``, bounded memory), anything else -- or an array that cannot be cut -- whole.
+    Returns the file's skip counts and checkpoint."""
+    if stream and source.kind == "json" and source.stat.size > sources.STREAM_CHUNK:
+        batches = 0
+
+        def batch(decoded: Decoded) -> None:
+            nonlocal batches
+            batches += 1
+            count(decoded)
+
         try:
             with sources.streamed(source) as (readinto, stat_of):
-                decoded, consumed, digest = decode_array_stream(readinto, source.name, sources.STREAM_CHUNK)
+                decoded, consumed, digest = decode_array_stream(
+                    readinto, source.name, sources.STREAM_CHUNK, batch
+                )
                 stat = stat_of()
-        except Unsplittable:
-            pass
+        except Unsplittable:  # not the collector's layout, or caught mid-write: decode it whole
+            if batches:  # some of the file is counted already: start the group over
+                raise _StartOver(source.name) from None
+        except (sources.ReadError, MemoryError):
+            if batches:
+                raise _StartOver(source.name) from None
+            raise
         else:
             reader.count(stat.size)
-            elements = bool(decoded.records) or any(decoded.skipped.values())
+            elements = bool(decoded.counted) or any(decoded.skipped.values())
             return decoded, Checkpoint(stat, consumed, digest, elements=elements)
     with reader.open(source) as (buf, stat):
-        return decode_file(source.kind, source.name, buf, stat, None)
+        decoded, checkpoint = decode_file(source.kind, source.name, buf, stat, None)
+    count(decoded)
+    return decoded, checkpoint
 
 
 def process_group(

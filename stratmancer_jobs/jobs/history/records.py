@@ -61,6 +61,7 @@ class Decoded:
 
     records: list[Match] = field(default_factory=list)
     skipped: Counter[str] = field(default_factory=Counter)
+    counted: int = 0  # records already handed on (a streamed file's batches), not in ``records``
 
 
 _ARRAY: Final = msgspec.json.Decoder(list[Match])
@@ -79,6 +80,7 @@ def _is_team(value: Any) -> bool:
 
 
 VECTOR_MIN: Final = 20_000  # matches checked with numpy from this many up (tests lower it)
+CHUNK: Final = 32_768  # matches checked by numpy at a time (bounded arrays)
 VECTOR_SMALL: Final = 256  # ... or from this many once numpy is imported (a run that counts large files)
 _BLUE: Final = operator.attrgetter("blue_picks")
 _RED: Final = operator.attrgetter("red_picks")
@@ -96,10 +98,16 @@ def _distinct(match: Match) -> bool:
 
 
 def _all_distinct(matches: list[Match]) -> list[Match]:
-    """The matches whose 10 picks are distinct, checked for all rows at once (numpy) when the keys fit."""
+    """The matches whose 10 picks are distinct, checked ``CHUNK`` rows at a time (numpy) when the keys
+    fit."""
     n = len(matches)
     if not vectorise(n, VECTOR_MIN):  # a small append: one set per match beats importing numpy
         return [m for m in matches if _distinct(m)]
+    if n > CHUNK:
+        parts = [_all_distinct(matches[start : start + CHUNK]) for start in range(0, n, CHUNK)]
+        if sum(map(len, parts)) == n:  # none dropped: the list as it was
+            return matches
+        return [m for part in parts for m in part]
     import numpy as np  # imported on first use: a no-change run does not pay for it
 
     try:
