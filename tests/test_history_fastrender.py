@@ -184,3 +184,19 @@ def test_lines_reports_each_lines_length() -> None:
     lines = text.split(b"\n")[:-1]
     assert [len(line) + 1 for line in lines] == lengths.tolist()
     assert lines == [b'      "45,123": 0.0,', b'      "7,123": 0.5,', b'      "7,45": 1.0,']  # name order
+
+
+@pytest.mark.parametrize("width", [2, 4])
+def test_digit_tables(width: int) -> None:
+    """Every entry of a digit table: the last ``width`` digits as ASCII, first digit in the lowest
+    byte, and the count of trailing zero digits (all of them for a multiple of 10**width)."""
+    from stratmancer_jobs.jobs.history.fastrender import _digit_table
+
+    packed, zeros = _digit_table(width)
+    assert len(packed) == len(zeros) == 10**width + 1
+    assert (packed.dtype.kind, zeros.dtype.kind) == ("u", "i")  # both index other tables
+    for i in range(10**width + 1):
+        text = str(i % 10**width).zfill(width).encode("ascii")
+        assert int(packed[i]).to_bytes(8, "little")[:width] == text
+        assert int(packed[i]) >> (8 * width) == 0
+        assert int(zeros[i]) == len(text) - len(text.rstrip(b"0"))
