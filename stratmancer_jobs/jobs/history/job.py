@@ -7,14 +7,15 @@ run: their tiers keep their last entries, the others are updated, and the run ra
 Where the time goes (200,000 matches, 450 MB, 2 shared cores, ``scripts/bench_history.py``): the elo
 groups are independent, so they are refreshed on both cores (``group``, ``parallel``): the costlier side
 (by bytes to decode, prefixes to hash, entries to build) in a forked worker, the rest here, each
-reading its files in 16 MB batches, counting with numpy, rendering its entries straight from the count
-arrays (``fastrender``) and saving its cache. Full rebuild ~0.68 s, 0.91x a one-thread msgspec decode
-of the same files (1,000,000 matches: 2.8 s, 0.69x; peak RSS 104 MB and 338 MB). A 1% append to every
-tier ~0.3 s: importing numpy ~0.04, loading the caches ~0.02-0.04 per group (most of it the seen
-match ids), proving the old prefixes ~0.03 per group (every old byte read and XXH3-hashed), building
-and rendering the 13 entries ~0.01 each, the worker's results ~0.02 through the pool, the index and
-manifest writes ~0.02-0.03 (fsyncs included). An append to one tier carries the other tiers' and
-groups' entries over from the previous index; no change ~5 ms.
+reading its files in 16 MB batches and counting each batch as it is decoded (numpy), rendering its
+entries straight from the count arrays (``fastrender``) and saving its cache. Full rebuild ~0.65 s,
+0.91x a one-thread msgspec decode of the same files (1,000,000 matches: 2.5 s, 0.65x); peak memory of
+both processes 169 MB (1M: 214 MB). A 1% append to every tier ~0.26 s, ~0.46 s of CPU over the two
+processes: importing numpy ~0.035, loading the three caches ~0.055 (most of it the seen match ids),
+proving the old prefixes ~0.045 (every old byte read and XXH3-hashed), building and rendering the 13
+entries ~0.085, saving the caches ~0.025, joining and writing the index, sidecar and manifest ~0.03
+(fsyncs included), the rest process start-up, pickling and Python. An append to one tier carries the
+other tiers' and groups' entries over from the previous index; no change ~5 ms.
 """
 
 from __future__ import annotations
