@@ -8,8 +8,10 @@ Pure. The result is byte for byte what ``aggregate.render_entry(aggregate.build_
   (``0 < k < 100``) the writers disagree (``5e-05``): None, and the caller takes the dict path;
 * keys sort as strings; a pair's name ``a,b`` sorts as (name of a, name of b), since ``,`` sorts
   before every character of a name; the orders are found once per group (``GroupNames``);
-* each cell is one line ``<indent>"<key>": <rate>,\\n`` cut out of a fixed-width byte matrix by a mask
-  (row-major order is output order), the last ``,`` of each object dropped.
+* each cell is one line ``<indent>"<key>": <rate>,\\n``: the rows of a per-group line template (the
+  line's head, NUL-padded, 8 bytes for the rate, ``,\\n``) are gathered, the rate is written in as one
+  packed uint64 with the bytes past its length zeroed, and every NUL is dropped in one pass (row-major
+  order is output order); the last ``,`` of each object is dropped.
 """
 
 from __future__ import annotations
