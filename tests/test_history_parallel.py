@@ -207,3 +207,33 @@ def test_large_results_cross_through_the_blob_file_intact() -> None:
         assert r["big"] == big
         assert r["nested"] == [(big[:10], big)]
         assert r["small"] == b"s" * x
+
+
+@pytest.mark.parametrize("failing", ["memfd", "pipe", "pool", "fork"])
+def test_split_map_without_a_pipe_a_file_or_a_process_computes_everything_here(
+    monkeypatch: pytest.MonkeyPatch, failing: str
+) -> None:
+    """No descriptor, semaphore or process to spare (a sandbox, a limit): the work is still done, all
+    of it in this process, and nothing is left open."""
+    import tempfile
+    from concurrent.futures import ProcessPoolExecutor
+
+    from stratmancer_jobs.jobs.history import parallel
+
+    def refuse(*args: object, **kwargs: object) -> object:
+        raise OSError(24, "Too many open files")
+
+    if failing == "memfd":
+        monkeypatch.setattr(os, "memfd_create", refuse)
+        monkeypatch.setattr(tempfile, "TemporaryFile", refuse)
+    elif failing == "pipe":
+        monkeypatch.setattr(os, "pipe", refuse)
+    elif failing == "pool":
+        monkeypatch.setattr(parallel, "ProcessPoolExecutor", refuse)
+    else:
+        monkeypatch.setattr(ProcessPoolExecutor, "submit", refuse)
+    fds_before = len(os.listdir("/proc/self/fd"))
+    parent = os.getpid()
+    results = split_map(lambda x, send: (x * 2, os.getpid()), [1, 2, 3, 4], cut=2)
+    assert results == [(2, parent), (4, parent), (6, parent), (8, parent)]
+    assert len(os.listdir("/proc/self/fd")) == fds_before

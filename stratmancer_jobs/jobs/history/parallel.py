@@ -114,13 +114,59 @@ def split_map(
     ``cut`` defaults to 40% of the items: after ``fork`` the worker pays a copy-on-write fault for
     every page whose reference counts it touches, so with equal items it should get less than half.
     """
-    global _work
     if not parallel or len(items) < 2 or "fork" not in multiprocessing.get_all_start_methods():
         return [func(x, relay) for x in items]
     cut = max(1, min(len(items) - 1, round(len(items) * 0.4) if cut is None else cut))
-    context = multiprocessing.get_context("fork")
-    receiver, sender = context.Pipe(duplex=False)
-    wake_r, wake_w = os.pipe()
+    try:
+        channel = _Channel.open()
+    except OSError:  # no descriptor to spare, or a sandbox without pipes: everything here
+        return [func(x, relay) for x in items]
+    try:
+        return _split(func, items, cut, relay, channel)
+    finally:
+        channel.close()
+
+
+@dataclass(frozen=True)
+class _Channel:
+    """What the worker and this process share: the message pipe, the wake-up pipe, the blob file."""
+
+    receiver: Connection
+    sender: Connection
+    wake_r: int
+    wake_w: int
+    blobs: int
+
+    @classmethod
+    def open(cls) -> _Channel:
+        """OSError (nothing left open) when a pipe or the blob file cannot be had."""
+        receiver, sender = multiprocessing.get_context("fork").Pipe(duplex=False)
+        fds: list[int] = []
+        try:
+            fds += os.pipe()
+            fds.append(_blob_file())
+        except OSError:
+            for fd in fds:
+                os.close(fd)
+            receiver.close()
+            sender.close()
+            raise
+        return cls(receiver, sender, *fds)
+
+    def close(self) -> None:
+        self.receiver.close()
+        self.sender.close()
+        for fd in (self.wake_r, self.wake_w, self.blobs):
+            os.close(fd)
+
+
+def _split(
+    func: Callable[[T, Send], R], items: Sequence[T], cut: int, relay: Send, channel: _Channel
+) -> list[R]:
+    """``split_map`` once its channel is open."""
+    global _work
+
+    receiver, blobs = channel.receiver, channel.blobs
 
     def drain() -> None:
         while receiver.poll():
@@ -130,17 +176,23 @@ def split_map(
         drain()
         relay(message)
 
-    blobs = _blob_file()
-    _work = (func, items, sender, blobs)
-    pool = ProcessPoolExecutor(max_workers=1, mp_context=context)
+    _work = (func, items, channel.sender, blobs)
+    pool: ProcessPoolExecutor | None = None
+    try:
+        pool = ProcessPoolExecutor(max_workers=1, mp_context=multiprocessing.get_context("fork"))
+        future = pool.submit(_run_share, cut)  # forks the worker now, with ``_work`` set
+    except OSError:  # no semaphore or process to spare (a sandbox, a process limit): everything here
+        _work = None
+        if pool is not None:
+            pool.shutdown(wait=True, cancel_futures=True)
+        return [func(x, relay) for x in items]
+    _work = None
     done = False
     try:
-        future = pool.submit(_run_share, cut)  # forks the worker now, with ``_work`` set
-        _work = None
-        future.add_done_callback(lambda _: os.write(wake_w, b"."))  # from the pool's thread
+        future.add_done_callback(lambda _: os.write(channel.wake_w, b"."))  # from the pool's thread
         mine = [func(x, send) for x in items[cut:]]
         while not future.done():  # relay what the worker sends until it is done
-            connection.wait([receiver, wake_r])
+            connection.wait([receiver, channel.wake_r])
             drain()
         drain()
         try:
@@ -149,14 +201,9 @@ def split_map(
             theirs = [func(x, relay) for x in items[:cut]]
         done = True
     finally:
-        _work = None
         if not done:  # interrupted (e.g. the job timed out): do not wait for, or leave, the worker
             for process in list(getattr(pool, "_processes", {}).values()):
                 with contextlib.suppress(OSError):
                     process.kill()
         pool.shutdown(wait=True, cancel_futures=True)
-        for end in (receiver, sender):
-            end.close()
-        for fd in (wake_r, wake_w, blobs):
-            os.close(fd)
     return [*theirs, *mine]
