@@ -22,6 +22,12 @@ from stratmancer_jobs.jobs.history.sources import SourceFile
 from tests.history_fixtures import index_bytes, match, refresh, settings_for, write_array
 
 
+@pytest.fixture(autouse=True)
+def two_processors(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The fork is only used with two processors or more: these tests see two, whatever runs them."""
+    monkeypatch.setattr(os, "sched_getaffinity", lambda pid: {0, 1})
+
+
 def test_split_map_keeps_order() -> None:
     """Results come back in item order, whichever process computed them."""
     assert split_map(lambda x, send: x * x, list(range(7))) == [x * x for x in range(7)]
@@ -237,3 +243,20 @@ def test_split_map_without_a_pipe_a_file_or_a_process_computes_everything_here(
     results = split_map(lambda x, send: (x * 2, os.getpid()), [1, 2, 3, 4], cut=2)
     assert results == [(2, parent), (4, parent), (6, parent), (8, parent)]
     assert len(os.listdir("/proc/self/fd")) == fds_before
+
+
+def test_split_map_on_one_processor_computes_everything_here(monkeypatch: pytest.MonkeyPatch) -> None:
+    """With one processor to run on, a worker would only add its start-up: no fork."""
+    monkeypatch.setattr(os, "sched_getaffinity", lambda pid: {0})
+    parent = os.getpid()
+    assert split_map(lambda x, send: (x, os.getpid()), [1, 2, 3], cut=1) == [
+        (1, parent),
+        (2, parent),
+        (3, parent),
+    ]
+    monkeypatch.setattr(os, "sched_getaffinity", lambda pid: {0, 1})
+    assert [pid != parent for _, pid in split_map(lambda x, send: (x, os.getpid()), [1, 2, 3], cut=1)] == [
+        True,
+        False,
+        False,
+    ]

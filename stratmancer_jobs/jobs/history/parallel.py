@@ -97,6 +97,18 @@ def _blob_file() -> int:
         return os.dup(handle.fileno())
 
 
+def _can_fork() -> bool:
+    return "fork" in multiprocessing.get_all_start_methods()
+
+
+def _cpus() -> int:
+    """The processors this process may run on (one: a second process would only add its start-up)."""
+    try:
+        return len(os.sched_getaffinity(0))
+    except (AttributeError, OSError):
+        return os.cpu_count() or 1
+
+
 def _ignore(message: Any) -> None:
     """The default ``relay``: messages are dropped."""
 
@@ -114,7 +126,7 @@ def split_map(
     ``cut`` defaults to 40% of the items: after ``fork`` the worker pays a copy-on-write fault for
     every page whose reference counts it touches, so with equal items it should get less than half.
     """
-    if not parallel or len(items) < 2 or "fork" not in multiprocessing.get_all_start_methods():
+    if not parallel or len(items) < 2 or not _can_fork() or _cpus() < 2:
         return [func(x, relay) for x in items]
     cut = max(1, min(len(items) - 1, round(len(items) * 0.4) if cut is None else cut))
     try:
