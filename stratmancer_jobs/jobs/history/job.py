@@ -97,9 +97,10 @@ def refresh_history(
 
     known = manifest.files if manifest is not None and not full else {}
     stale = [f for f in files if known.get(f.name) != f.stat]
-    tally = Tally(progress, len(stale), sum(f.stat.size for f in stale))
+    stale_bytes = sum(f.stat.size for f in stale)
+    tally = Tally(progress, len(stale), stale_bytes)
     tally.start()
-    if sum(f.stat.size for f in stale) >= NUMPY_BYTES:
+    if stale_bytes >= NUMPY_BYTES:
         import numpy  # noqa: F401  # before the fork: every file of a large read takes the numpy path
     kept = {} if full else carried(manifest, files, limits, layout)  # entries whose files are unchanged
     task = GroupTask(layout, files, thresholds, full, kept)

@@ -41,7 +41,3 @@ def parse_tier_file(name: str) -> tuple[str, str] | None:
 def file_rank(tier: str, kind: str) -> int:
     """Position of a tier file in the canonical order (tiers in TIERS order, JSON before JSONL)."""
     return TIER_INDEX[tier] * 2 + KINDS.index(kind)
-
-
-def file_name(tier: str, kind: str) -> str:
-    return f"matches_{tier}.{kind}"
