@@ -47,8 +47,7 @@ class GroupDone:
     errors: dict[str, str]  # file name -> why it is bad (its tier keeps its last entry)
     rebuilt: bool
     jobs: dict[str, Job]  # the group's and its tiers' entries
-    tier_skipped: dict[str, Counter[str]]  # records skipped per reason, per tier (the sidecar)
-    skipped: Counter[str]  # the same, summed over the group's tiers with a file
+    tier_skipped: dict[str, Counter[str]]  # records skipped per reason, per tier with a file
     files: int = 0  # files read
     nbytes: int = 0
     invalid: dict[Path, Counter[str]] = field(default_factory=dict)  # invalid records per file read
@@ -74,7 +73,7 @@ def refresh_group(task: GroupTask, group: str, send: Send) -> GroupDone:
     files = [f for f in task.files if f.tier in GROUPS[group]]
     run = process_group(group, files, task.layout.history_group_cache(group), task.full, reader, log)
     present = {f.tier for f in files}
-    jobs, skipped = plan_group(run, group, present, task.thresholds, task.carried)
+    jobs = plan_group(run, group, present, task.thresholds, task.carried)
     if run.changed and not run.errors:
         cache.save_group(task.layout.history_group_cache(group), run.state, run.checkpoints)
     return GroupDone(
@@ -83,8 +82,7 @@ def refresh_group(task: GroupTask, group: str, send: Send) -> GroupDone:
         run.errors,
         run.rebuilt,
         jobs,
-        {tier: run.state.tiers[tier].skipped for tier in GROUPS[group]},
-        skipped,
+        {tier: run.state.tiers[tier].skipped for tier in GROUPS[group] if tier in present},
         reader.files,
         reader.nbytes,
         reader.skipped,

@@ -126,7 +126,7 @@ def refresh_history(
 
     errors = [msg for d in done.values() for msg in d.errors.values()]
     jobs = {key: job for group in GROUPS if group in done for key, job in done[group].jobs.items()}
-    skipped = sum((d.skipped for d in done.values()), Counter[str]())
+    skipped = sum((c for d in done.values() for c in d.tier_skipped.values()), Counter[str]())
     if not jobs:
         if errors:
             raise InputError("no usable data: " + "; ".join(errors))

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import contextlib
 import sys
-from collections import Counter
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 
@@ -79,13 +78,12 @@ def plan_group(
     present: set[str],
     thresholds: HistorySettings,
     carried: Mapping[str, bytes | None] | None = None,
-) -> tuple[dict[str, Job], Counter[str]]:
+) -> dict[str, Job]:
     """The group's keys in the new index: the previous entry of every tier (and of the group) with a
     bad file, the previous bytes of every one whose files are unchanged (``carried``), fresh entries for
-    the rest; and the group's skip counts. ``present``: the tiers with an input file."""
+    the rest. ``present``: the tiers with an input file."""
     carried = carried or {}
     jobs: dict[str, Job] = {}
-    skipped: Counter[str] = Counter()
     wanted: list[str] = []  # keys whose entry is built from this run's counts
     state = run.state
     bad_tiers = {parsed[0] for name in run.errors if (parsed := parse_tier_file(name)) is not None}
@@ -93,7 +91,6 @@ def plan_group(
         if tier not in present:
             continue
         tier_state = state.tiers[tier]
-        skipped.update(tier_state.skipped)
         if tier in bad_tiers:
             jobs[tier] = Kept()
         elif tier in carried:
@@ -109,7 +106,7 @@ def plan_group(
     elif any(t.counts.n for t in state.tiers.values()):
         wanted.append(group)
     jobs.update(_build(state, group, wanted, thresholds))
-    return jobs, skipped
+    return jobs
 
 
 def render_index(
