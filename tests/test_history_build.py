@@ -380,3 +380,18 @@ def test_entries_of_unchanged_files_are_carried_over(root: Path, monkeypatch: py
     refresh(root)
     assert sorted(built) == ["DIAMOND", "GOLD", "HIGH", "MID"]  # the index does not match the manifest
     assert index_bytes(root) == full_rebuild_bytes(root, root.parent / "scratch2")
+
+
+def test_only_bad_files_and_no_previous_index_is_no_usable_data(root: Path) -> None:
+    """Every tier file caught mid-write and no index yet: no entry can be kept, so the run fails
+    naming the files, and no (empty) index is written."""
+    from stratmancer_jobs.errors import InputError
+
+    path = write_array(root, "BRONZE", [match("B1", [1, 2, 3, 4, 5], [6, 7, 8, 9, 10], True)])
+    path.write_text(path.read_text()[:-5])
+    write_array(root, "GOLD", [match("G1", [1, 2, 3, 4, 5], [6, 7, 8, 9, 10], True)])
+    gold = processed(root) / "matches_GOLD.json"
+    gold.write_text(gold.read_text()[:-5])
+    with pytest.raises(InputError, match=r"no usable data: .*matches_BRONZE\.json.*matches_GOLD\.json"):
+        refresh(root)
+    assert not (root / "ml_pipeline" / "history_index.json").exists()

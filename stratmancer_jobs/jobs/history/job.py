@@ -34,7 +34,7 @@ from stratmancer_jobs.jobs import Change, JobContext, JobResult, ProgressSink
 from stratmancer_jobs.jobs.history import cache, sources
 from stratmancer_jobs.jobs.history.group import GroupTask, refresh_group, split_groups
 from stratmancer_jobs.jobs.history.parallel import split_map
-from stratmancer_jobs.jobs.history.plan import render_index
+from stratmancer_jobs.jobs.history.plan import keep_previous, render_index
 from stratmancer_jobs.jobs.history.read import Previous, Tally, carried, unchanged
 from stratmancer_jobs.jobs.history.records import DUPLICATE, INVALID_REASONS
 from stratmancer_jobs.jobs.history.tiers import GROUPS, TIERS
@@ -125,7 +125,10 @@ def refresh_history(
                 log.info("history: %s: %d invalid records skipped (%s)", path, counts.total(), reasons)
 
     errors = [msg for d in done.values() for msg in d.errors.values()]
-    jobs = {key: job for group in GROUPS if group in done for key, job in done[group].jobs.items()}
+    jobs = keep_previous(
+        {key: job for group in GROUPS if group in done for key, job in done[group].jobs.items()},
+        Previous(layout.history_index, log).entry,
+    )
     skipped = sum((c for d in done.values() for c in d.tier_skipped.values()), Counter[str]())
     if not jobs:
         if errors:
@@ -134,7 +137,7 @@ def refresh_history(
             f"no data: no valid match records in {layout.processed_dir} "
             f"({sum(skipped.values())} records skipped)"
         )
-    data, sizes = render_index(jobs, Previous(layout.history_index, log).entry)
+    data, sizes = render_index(jobs)
 
     tiers = tuple(t for t in TIERS if t in sizes)
     groups = tuple(g for g in GROUPS if g in sizes)

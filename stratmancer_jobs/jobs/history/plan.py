@@ -66,10 +66,14 @@ def _build(state: GroupState, group: str, wanted: list[str], thresholds: History
     for key in wanted:
         if key not in out:
             counts = state.group_counts() if key == group else state.tiers[key].counts
-            entry = build_entry(counts, state.keys, thresholds)
-            fragment = render_entry(entry)
-            out[key] = Fresh(fragment, entry_stats(entry), entry if fragment is None else None)
+            out[key] = _fresh(build_entry(counts, state.keys, thresholds))
     return out
+
+
+def _fresh(entry: Entry) -> Fresh:
+    """An entry as a job: its bytes (kept beside it only when ``dump_json`` must write them) and sizes."""
+    fragment = render_entry(entry)
+    return Fresh(fragment, entry_stats(entry), entry if fragment is None else None)
 
 
 def plan_group(
@@ -109,10 +113,20 @@ def plan_group(
     return jobs
 
 
-def render_index(
-    jobs: Mapping[str, Job], previous: Callable[[str], Entry | None]
-) -> tuple[bytes, dict[str, dict[str, int]]]:
-    """The index's bytes and each entry's sizes; ``previous`` gives the entries to keep (``Kept``)."""
+def keep_previous(jobs: Mapping[str, Job], previous: Callable[[str], Entry | None]) -> dict[str, Job]:
+    """``jobs`` with each ``Kept`` replaced by the previous index's entry (``previous``), or left out
+    when that index has none: what the new index will hold."""
+    out: dict[str, Job] = {}
+    for key, job in jobs.items():
+        if not isinstance(job, Kept):
+            out[key] = job
+        elif (entry := previous(key)) is not None:
+            out[key] = _fresh(entry)
+    return out
+
+
+def render_index(jobs: Mapping[str, Job]) -> tuple[bytes, dict[str, dict[str, int]]]:
+    """The index's bytes and each entry's sizes (``Kept`` jobs resolved by ``keep_previous`` first)."""
     fragments: dict[str, bytes | None] = {}
     entries: dict[str, Entry] = {}
     stats: dict[str, dict[str, int]] = {}
@@ -125,8 +139,8 @@ def render_index(
             fragments[key] = job.fragment
             entries[key] = msgspec.json.decode(job.fragment)
             stats[key] = entry_stats(entries[key])
-        elif (kept := previous(key)) is not None:
-            fragments[key], entries[key], stats[key] = render_entry(kept), kept, entry_stats(kept)
+        else:
+            raise TypeError(f"{key}: a kept entry not resolved by keep_previous")
     if all(fragment is not None for fragment in fragments.values()):
         return join_fragments({k: f for k, f in fragments.items() if f is not None}), stats
     for key, fragment in fragments.items():  # some entry needs ``dump_json``: render them all so
