@@ -68,6 +68,25 @@ def build_entry(counts: Counts, keys: list[int], thresholds: HistorySettings) ->
     return _build_entry_loops(counts, keys, thresholds)
 
 
+def rate_cells(won: Any, games: Any, minimum: int) -> tuple[Any, Any]:
+    """For numpy arrays: the cells shown (``games >= minimum``, ``games > 0``) and their rates as the
+    integers ``k`` of ``win_rate`` (rate = k / 10**6)."""
+    mask = (games >= minimum) & (games > 0)
+    w, g = won[mask], games[mask]
+    return mask, (2 * SCALE * w + g) // (2 * g)
+
+
+def average(rates: list[float]) -> float:
+    """``avg_wr``: the unweighted mean of the champion rates, exact (``fsum``) and rounded; 0.5 if none."""
+    return round(math.fsum(rates) / len(rates), DIGITS) if rates else 0.5
+
+
+def written_alike(text: bytes) -> bool:
+    """Whether msgspec wrote these floats as ``json.dumps`` does: not when one is below 1e-4, which
+    ``repr`` writes in exponent form and msgspec as ``0.0000...`` or ``1e-6``."""
+    return b"0.0000" not in text and b"e-" not in text
+
+
 def _build_entry_numpy(counts: Counts, keys: list[int], thresholds: HistorySettings) -> Entry:
     import numpy as np
 
@@ -76,10 +95,8 @@ def _build_entry_numpy(counts: Counts, keys: list[int], thresholds: HistorySetti
     names = [str(k) for k in keys]
 
     def rates(won: Any, games: Any, minimum: int) -> tuple[Any, Any]:
-        mask = games >= minimum
-        mask &= games > 0
-        w, g = won[mask], games[mask]
-        return mask, (2 * SCALE * w + g) // (2 * g) / SCALE
+        mask, k = rate_cells(won, games, minimum)
+        return mask, k / SCALE
 
     cw, cl = np.array(counts.cw, dtype=np.int64), np.array(counts.cl, dtype=np.int64)
     mask, values = rates(cw, cw + cl, thresholds.min_champ_games)
@@ -159,8 +176,7 @@ def _entry(
     champ_wr: dict[str, float], pair_wr: dict[str, float], counter_wr: dict[str, dict[str, float]], n: int
 ) -> Entry:
     """One entry in StratMancer's shape; ``avg_wr`` is the unweighted mean of ``champ_wr`` (0.5 if empty)."""
-    values = list(champ_wr.values())
-    avg = round(math.fsum(values) / len(values), DIGITS) if values else 0.5
+    avg = average(list(champ_wr.values()))
     return {"champ_wr": champ_wr, "pair_wr": pair_wr, "counter_wr": counter_wr, "n_matches": n, "avg_wr": avg}
 
 
@@ -190,11 +206,10 @@ def render_entry(entry: Entry) -> bytes | None:
 
     msgspec produces the same bytes as ``json.dumps(indent=2, sort_keys=True)`` several times faster
     for this data (string keys, floats in [0, 1] with 6 decimals); tests check the equality. A float
-    below 1e-4, which ``repr`` writes in exponent form and msgspec as ``0.0000...`` or ``1e-6``, is the
-    exception.
+    below 1e-4 is the exception (``written_alike``).
     """
     text = msgspec.json.format(msgspec.json.encode(entry, order="sorted"), indent=2)
-    if b"0.0000" in text or b"e-" in text:
+    if not written_alike(text):
         return None
     return text.replace(b"\n", b"\n  ")
 

@@ -16,7 +16,6 @@ Pure. The result is byte for byte what ``aggregate.render_entry(aggregate.build_
 
 from __future__ import annotations
 
-import math
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any, Final
@@ -25,10 +24,9 @@ import msgspec
 import numpy as np
 
 from stratmancer_jobs.config import HistorySettings
+from stratmancer_jobs.jobs.history.aggregate import DIGITS, SCALE, average, rate_cells, written_alike
 from stratmancer_jobs.jobs.history.counts import Counts, GroupState
 
-DIGITS: Final = 6
-SCALE: Final = 10**DIGITS
 _SMALLEST: Final = 100  # k below this (and above 0): a rate under 1e-4, written in exponent form
 
 Text = tuple[Any, Any]  # (n, width) uint8 matrix of left-aligned byte strings, and their lengths
@@ -190,13 +188,6 @@ class CountArrays:
         return cls(n, cw, cl, pw, pl, vs)
 
 
-def _rates(won: Any, games: Any, minimum: int) -> tuple[Any, Any]:
-    """The cells shown (``games >= minimum``, ``games > 0``) and their ``k`` (rate = k / 10**6)."""
-    mask = (games >= minimum) & (games > 0)
-    w, g = won[mask], games[mask]
-    return mask, (2 * SCALE * w + g) // (2 * g)
-
-
 def _lines(template: Text, rows: Any, k: Any) -> tuple[bytes, Any]:
     """The line of each template row in ``rows`` with its rate ``k``, one after the other, and each
     line's length. The rate's bytes past its length are zeroed, so that every NUL is dropped."""
@@ -232,22 +223,22 @@ def render_arrays(
     1e-4 or ``avg_wr`` would print in exponent form (the dict path then writes them as ``json`` does)."""
     order = names.order
     cw, cl = counts.cw[order], counts.cl[order]
-    champ_mask, champ_k = _rates(cw, cw + cl, thresholds.min_champ_games)
+    champ_mask, champ_k = rate_cells(cw, cw + cl, thresholds.min_champ_games)
 
     lo, hi = names.pair_lo, names.pair_hi
     won = counts.pw[lo, hi] + counts.pw[hi, lo]
-    pair_mask, pair_k = _rates(won, won + counts.pl[lo, hi] + counts.pl[hi, lo], thresholds.min_pair_games)
+    pair_mask, pair_k = rate_cells(
+        won, won + counts.pl[lo, hi] + counts.pl[hi, lo], thresholds.min_pair_games
+    )
 
     vs = counts.vs[order][:, order]
-    counter_mask, counter_k = _rates(vs, vs + vs.T, thresholds.min_counter_games)
+    counter_mask, counter_k = rate_cells(vs, vs + vs.T, thresholds.min_counter_games)
 
     for k in (champ_k, pair_k, counter_k):
         if ((k > 0) & (k < _SMALLEST)).any():
             return None
-    rates = (champ_k / SCALE).tolist()
-    avg = round(math.fsum(rates) / len(rates), DIGITS) if rates else 0.5
-    avg_text = msgspec.json.encode(avg)
-    if b"0.0000" in avg_text or b"e-" in avg_text:
+    avg_text = msgspec.json.encode(average((champ_k / SCALE).tolist()))
+    if not written_alike(avg_text):
         return None
 
     champ, _ = _lines(names.champ6, champ_mask, champ_k)
