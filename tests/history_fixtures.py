@@ -12,6 +12,8 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+import pytest
+
 from stratmancer_jobs.config import Settings, load_settings
 from stratmancer_jobs.jobs.history.job import HistoryOutcome, refresh_history
 
@@ -80,6 +82,18 @@ def low_thresholds(root: Path) -> None:
     config.mkdir(parents=True, exist_ok=True)
     lines = ["[history]", "min_champ_games = 1", "min_pair_games = 1", "min_counter_games = 1", ""]
     (config / "jobs.toml").write_text("\n".join(lines))
+
+
+@contextlib.contextmanager
+def numpy_for_every_file() -> Iterator[None]:
+    """Check and count even small files with numpy (the path of large files), for a module's tests;
+    the other history tests keep the plain loop of small appends, so both are held to the full
+    rebuild."""
+    from stratmancer_jobs.jobs.history import records
+
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(records, "VECTOR_MIN", 1)
+        yield
 
 
 def settings_for(root: Path) -> Settings:

@@ -26,9 +26,15 @@ from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
 from stratmancer_jobs.errors import InputError
-from stratmancer_jobs.jobs.history import counts, sources
-from stratmancer_jobs.jobs.history import records as records_module
-from tests.history_fixtures import low_thresholds, match, permissions_enforced, processed, refresh
+from stratmancer_jobs.jobs.history import sources
+from tests.history_fixtures import (
+    low_thresholds,
+    match,
+    numpy_for_every_file,
+    permissions_enforced,
+    processed,
+    refresh,
+)
 
 # Two elo groups (BRONZE and SILVER share LOW), both kinds: cross-tier and cross-kind duplicates happen.
 FILES = [("BRONZE", "json"), ("SILVER", "json"), ("SILVER", "jsonl"), ("GOLD", "json"), ("GOLD", "jsonl")]
@@ -318,11 +324,7 @@ def _run(root: Path, *, full: bool) -> tuple[bytes | None, set[str]]:
 
 @pytest.fixture(autouse=True, scope="module")
 def _numpy_for_every_file() -> Iterator[None]:
-    """Count and check even these small files with numpy (the path of large files); the other
-    history tests keep the plain loop of small appends, so both are held to the full rebuild."""
-    with pytest.MonkeyPatch.context() as patch:
-        patch.setattr(counts, "VECTOR_MIN", 1)
-        patch.setattr(records_module, "VECTOR_MIN", 1)
+    with numpy_for_every_file():
         yield
 
 

@@ -15,14 +15,13 @@ import pytest
 from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
-from stratmancer_jobs.jobs.history import counts
-from stratmancer_jobs.jobs.history import records as records_module
 from tests.history_fixtures import (
     append_lines,
     full_rebuild_bytes,
     index_bytes,
     low_thresholds,
     match,
+    numpy_for_every_file,
     processed,
     refresh,
 )
@@ -30,11 +29,7 @@ from tests.history_fixtures import (
 
 @pytest.fixture(autouse=True, scope="module")
 def _numpy_for_every_file() -> Iterator[None]:
-    """Count and check even these small files with numpy (the path of large files); the other
-    history tests keep the plain loop of small appends, so both are held to the full rebuild."""
-    with pytest.MonkeyPatch.context() as patch:
-        patch.setattr(counts, "VECTOR_MIN", 1)
-        patch.setattr(records_module, "VECTOR_MIN", 1)
+    with numpy_for_every_file():
         yield
 
 

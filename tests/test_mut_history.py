@@ -20,7 +20,7 @@ from typing import Any
 import pytest
 
 from stratmancer_jobs.config import HistorySettings
-from stratmancer_jobs.jobs.history import counts as counts_module
+from stratmancer_jobs.jobs.history import records as records_module
 from stratmancer_jobs.jobs.history.aggregate import (
     ENTRY_KEYS,
     build_entry,
@@ -115,7 +115,7 @@ def path(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> Ite
     if request.param == "numpy":
         import numpy  # noqa: F401 -- loaded, as after a large count
 
-        monkeypatch.setattr(counts_module, "VECTOR_MIN", 1, raising=False)
+        monkeypatch.setattr(records_module, "VECTOR_MIN", 1)
     _MODE["hide_numpy"] = request.param == "loop"
     yield request.param
     _MODE["hide_numpy"] = False

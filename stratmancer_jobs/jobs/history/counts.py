@@ -24,7 +24,7 @@ from dataclasses import dataclass, field
 from itertools import chain
 from typing import Any, Final
 
-from stratmancer_jobs.jobs.history.records import DUPLICATE, Match, Team, vectorise
+from stratmancer_jobs.jobs.history.records import DUPLICATE, VECTOR_CHUNK, Match, Team, vectorise
 from stratmancer_jobs.jobs.history.tiers import GROUPS, KINDS, TIER_INDEX
 
 MatchId = str | int
@@ -34,8 +34,6 @@ _BLUE: Final = operator.attrgetter("blue_picks")
 _RED: Final = operator.attrgetter("red_picks")
 _WIN: Final = operator.attrgetter("blue_win")
 _ID: Final = operator.attrgetter("match_id")
-VECTOR_MIN: Final = 20_000  # records counted with numpy from this many up (tests lower it)
-CHUNK: Final = 32_768  # records counted by numpy at a time (~25 MB of arrays)
 _DIRECT: Final = 1 << 20  # champion keys below this are looked up in a table, others searched
 # the 10 (i, j) slot pairs of a team, i listed first
 _PAIR_A: Final = (0, 0, 0, 0, 1, 1, 1, 2, 2, 3)
@@ -243,15 +241,15 @@ class GroupState:
 
     def _count(self, counts: Counts, records: Sequence[Match]) -> None:
         """Count ``records`` into ``counts``, growing the champion index first; numpy counts them
-        ``CHUNK`` at a time, so that its arrays stay small whatever the file's size."""
+        ``VECTOR_CHUNK`` at a time, so that its arrays stay small whatever the file's size."""
         n = len(records)
         if not n:
             return
-        if not vectorise(n, VECTOR_MIN):  # a small append: the plain loop beats importing numpy
+        if not vectorise(n):  # a small append: the plain loop beats importing numpy
             self._count_loop(counts, records)
             return
-        for start in range(0, n, CHUNK):
-            self._count_numpy(counts, records[start : start + CHUNK])
+        for start in range(0, n, VECTOR_CHUNK):
+            self._count_numpy(counts, records[start : start + VECTOR_CHUNK])
 
     def _count_numpy(self, counts: Counts, records: Sequence[Match]) -> None:
         import numpy as np

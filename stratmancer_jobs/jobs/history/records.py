@@ -79,18 +79,18 @@ def _is_team(value: Any) -> bool:
     )
 
 
-VECTOR_MIN: Final = 20_000  # matches checked with numpy from this many up (tests lower it)
-CHUNK: Final = 32_768  # matches checked by numpy at a time (bounded arrays)
+VECTOR_MIN: Final = 20_000  # records checked and counted with numpy from this many up (tests lower it)
 VECTOR_SMALL: Final = 256  # ... or from this many once numpy is imported (a run that counts large files)
+VECTOR_CHUNK: Final = 32_768  # records numpy checks or counts at a time (~25 MB of arrays at most)
 _BLUE: Final = operator.attrgetter("blue_picks")
 _RED: Final = operator.attrgetter("red_picks")
 
 
-def vectorise(n: int, at_least: int) -> bool:
-    """Whether ``n`` records are worth numpy: from ``at_least`` (``VECTOR_MIN``) up, when importing it
-    (~0.1 s) pays for itself, or from ``VECTOR_SMALL`` up when it is imported already (a full rebuild:
-    its small tier files then take the same path as the large ones, ~5x faster than the loop)."""
-    return n >= at_least or (n >= VECTOR_SMALL and "numpy" in sys.modules)
+def vectorise(n: int) -> bool:
+    """Whether ``n`` records are worth numpy (here and in ``counts``): from ``VECTOR_MIN`` up, when
+    importing it (~0.1 s) pays for itself, or from ``VECTOR_SMALL`` up when it is imported already (a
+    full rebuild: its small tier files then take the same path as the large ones, ~5x faster)."""
+    return n >= VECTOR_MIN or (n >= VECTOR_SMALL and "numpy" in sys.modules)
 
 
 def _distinct(match: Match) -> bool:
@@ -98,13 +98,13 @@ def _distinct(match: Match) -> bool:
 
 
 def _all_distinct(matches: list[Match]) -> list[Match]:
-    """The matches whose 10 picks are distinct, checked ``CHUNK`` rows at a time (numpy) when the keys
+    """The matches whose 10 picks are distinct, checked ``VECTOR_CHUNK`` rows at a time (numpy) when the keys
     fit."""
     n = len(matches)
-    if not vectorise(n, VECTOR_MIN):  # a small append: one set per match beats importing numpy
+    if not vectorise(n):  # a small append: one set per match beats importing numpy
         return [m for m in matches if _distinct(m)]
-    if n > CHUNK:
-        parts = [_all_distinct(matches[start : start + CHUNK]) for start in range(0, n, CHUNK)]
+    if n > VECTOR_CHUNK:
+        parts = [_all_distinct(matches[i : i + VECTOR_CHUNK]) for i in range(0, n, VECTOR_CHUNK)]
         if sum(map(len, parts)) == n:  # none dropped: the list as it was
             return matches
         return [m for part in parts for m in part]
