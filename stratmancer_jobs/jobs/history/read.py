@@ -214,13 +214,12 @@ def _read_whole(
                     readinto, source.name, sources.STREAM_CHUNK, batch
                 )
                 stat = stat_of()
-        except Unsplittable:  # not the collector's layout, or caught mid-write: decode it whole
+        except (Unsplittable, sources.ReadError, MemoryError) as exc:
             if batches:  # some of the file is counted already: start the group over
                 raise _StartOver(source.name) from None
-        except (sources.ReadError, MemoryError):
-            if batches:
-                raise _StartOver(source.name) from None
-            raise
+            if not isinstance(exc, Unsplittable):
+                raise
+            # not the collector's layout, or caught mid-write: decode it whole below
         else:
             reader.count(stat.size)
             elements = bool(decoded.counted) or any(decoded.skipped.values())
