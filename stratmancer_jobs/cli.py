@@ -18,7 +18,7 @@ import typer
 
 from stratmancer_jobs import __version__
 from stratmancer_jobs.config import MAX_TIMEOUT_S, Settings, load_settings
-from stratmancer_jobs.errors import EXIT_OK, EXIT_USAGE, StratmancerError
+from stratmancer_jobs.errors import EXIT_FAILED, EXIT_OK, EXIT_USAGE, StratmancerError
 from stratmancer_jobs.jobtable import find_job
 from stratmancer_jobs.logs import LOGGER_NAME, secret_values, setup_logging
 
@@ -66,9 +66,12 @@ def _settings(ctx: typer.Context, timeout: float | None = None) -> Settings:
     """The one call into the resolver: raw flag values and the environment; precedence lives there."""
     g: Globals = ctx.obj
     try:
-        return load_settings(g.root, os.environ, metrics_file=g.metrics_file, timeout_s=timeout)
+        settings = load_settings(g.root, os.environ, metrics_file=g.metrics_file, timeout_s=timeout)
     except StratmancerError as exc:
         _fail(str(exc), exc.exit_code)
+    if settings.env_file_names:  # the env file's values are secrets too: scrub them from the log
+        setup_logging(verbose=g.verbose, quiet=g.quiet, fmt=g.log_format, secrets=settings.redact_values)
+    return settings
 
 
 def _version(value: bool) -> None:
@@ -369,18 +372,88 @@ def _watch_plain(report_now: Any, *, detail: bool, wide: bool, every_s: float) -
 
 
 @app.command("crontab")
-def crontab(ctx: typer.Context) -> None:
-    """Print crontab lines for this deployment (absolute paths), ready for `crontab -`."""
-    from stratmancer_jobs.crontab import render_crontab
+def crontab(
+    ctx: typer.Context,
+    install: Annotated[
+        bool,
+        typer.Option(
+            "--install",
+            help="Put this root's block into your crontab (`crontab -l`, then `crontab -`), replacing "
+            "only the lines between its BEGIN and END markers; shows the diff. Run it again after "
+            "changing a schedule: a second install changes nothing.",
+        ),
+    ] = False,
+    uninstall: Annotated[
+        bool,
+        typer.Option("--uninstall", help="Remove this root's block from your crontab, nothing else."),
+    ] = False,
+    dry_run: Annotated[
+        bool,
+        typer.Option(
+            "--dry-run", help="With --install (implied) or --uninstall: print the diff, change nothing."
+        ),
+    ] = False,
+    cron_d: Annotated[
+        str | None,
+        typer.Option(
+            "--cron-d",
+            metavar="USER",
+            help="Print a file for /etc/cron.d/ whose lines run as USER (a system-wide install, as root).",
+        ),
+    ] = None,
+) -> None:
+    """Print this deployment's crontab block (absolute paths, between BEGIN/END markers), or install it.
 
+    Examples:
+
+      stratmancer-jobs crontab --install      # keeps every other line of your crontab
+
+      stratmancer-jobs crontab --dry-run      # the diff --install would apply
+
+      stratmancer-jobs crontab --cron-d stratmancer | sudo tee /etc/cron.d/stratmancer-jobs
+    """
+    from stratmancer_jobs import crontab as cron
+
+    if sum(map(bool, (install, uninstall, cron_d is not None))) > 1:
+        _fail("use one of --install, --uninstall and --cron-d", EXIT_USAGE)
+    if dry_run and not uninstall:
+        install = True
     settings = _settings(ctx)
     exe = _executable()
     path_env = os.pathsep.join(dict.fromkeys([str(Path(exe).parent), "/usr/local/bin", "/usr/bin", "/bin"]))
+    root = str(settings.layout.root)
     try:
-        text = render_crontab(settings, executable=exe, path_env=path_env)
+        if cron_d is not None:
+            typer.echo(cron.render_cron_d(settings, executable=exe, path_env=path_env, user=cron_d), nl=False)
+            return
+        block = cron.render_crontab(settings, executable=exe, path_env=path_env)
+        if not (install or uninstall):
+            typer.echo(block, nl=False)
+            return
+        if install and not dry_run:
+            from stratmancer_jobs.atomicio import make_dirs
+
+            make_dirs(settings.layout.log_file.parent)  # the block's lines append to it
+        done = cron.install_block(block, root, uninstall=uninstall, dry_run=dry_run)
     except StratmancerError as exc:
         _fail(str(exc), exc.exit_code)
-    typer.echo(text, nl=False)
+    except OSError as exc:
+        _fail(f"cannot create {settings.layout.log_file.parent}: {exc.strerror}", EXIT_FAILED)
+    typer.echo(done.diff, nl=False)
+    what = "removed from" if uninstall else "installed in"
+    if not done.diff:
+        state = "not in" if uninstall else "already up to date in"
+        typer.echo(f"no change: the block for {root} is {state} your crontab", err=True)
+    elif dry_run:
+        typer.echo("dry run: nothing changed", err=True)
+    else:
+        typer.echo(f"the block for {root} was {what} your crontab; check it with `crontab -l`", err=True)
+    if done.legacy:
+        typer.echo(
+            "warning: your crontab also holds unmarked lines from an older `stratmancer-jobs crontab | "
+            "crontab -` (they start at '# stratmancer-jobs schedule'); remove them with `crontab -e`",
+            err=True,
+        )
 
 
 def _executable() -> str:
@@ -461,7 +534,6 @@ def main() -> None:
     except Exception:  # a bug outside a job run: show the traceback, but never a secret in it
         import traceback
 
-        from stratmancer_jobs.errors import EXIT_FAILED
         from stratmancer_jobs.logs import redact
 
         text = redact(traceback.format_exc(), secret_values(os.environ))

@@ -10,6 +10,10 @@ Precedence, highest first: command-line flag > environment variable > ``config/j
 | metrics textfile | ``--metrics-file`` | ``STRATMANCER_METRICS_FILE`` | ``metrics_file`` | none |
 | Data Dragon URL | - | ``STRATMANCER_DDRAGON_URL`` | ``patch.base_url`` | the public Data Dragon host |
 | instant retry waits | - | ``STRATMANCER_RETRY_INSTANT=1`` | ``patch.instant_retries`` | false |
+| secrets file | - | - | ``env_file`` | ``config/stratmancer.env`` when it exists |
+
+The secrets file's variables (systemd ``EnvironmentFile=`` syntax, ``envfile.py``) join the environment
+below the process's own: a variable set in the process environment wins over the file.
 
 Per-job keys live under ``[jobs.<job_id>]``: ``schedule``, ``grace_seconds``, ``timeout_seconds``, and
 the change hooks ``[[jobs.<job_id>.on_change]]`` (parsed by ``hookspec.parse_hooks``).
@@ -32,7 +36,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 from stratmancer_jobs.errors import ConfigError
 from stratmancer_jobs.jobtable import JOBS, JobSpec
 from stratmancer_jobs.layout import Layout
-from stratmancer_jobs.logs import secret_values
+from stratmancer_jobs.logs import MIN_SECRET_LEN, secret_values
 
 if TYPE_CHECKING:  # parse_hooks is imported in _hooks, only when a job has on_change
     from stratmancer_jobs.hookspec import HookSpec
@@ -122,8 +126,11 @@ class Settings:
     # values of secret-looking environment variables, scrubbed from every log line, state field and
     # message; repr=False keeps them out of tracebacks and reprs
     redact_values: tuple[str, ...] = field(default=(), repr=False)
-    # the process environment handed in by the CLI (env:NAME hook headers, hook commands' environment)
+    # the process environment handed in by the CLI over the env file's variables (env:NAME hook
+    # headers, hook commands' environment)
     env: Mapping[str, str] = field(default_factory=dict, repr=False)
+    env_file: Path | None = None  # the secrets file read (None: none)
+    env_file_names: tuple[str, ...] = ()  # the names it set (its values are in ``env``)
 
     def job_hooks(self, spec: JobSpec) -> tuple[HookSpec, ...]:
         """The job's ``on_change`` hooks, in the order written (empty when none are configured)."""
@@ -398,8 +405,15 @@ def load_settings(
     data = _read_toml(layout.config_file)
     found = data is not None
     data = data or {}
-    known_top = {"timezone", "metrics_file", "jobs", "history", "patch", "registry", "deploy"}
+    known_top = {"timezone", "metrics_file", "env_file", "jobs", "history", "patch", "registry", "deploy"}
     _reject_unknown(data, "", known_top)
+    env_path = _env_file_path(layout, _typed(data, "env_file", "", str, ""))
+    from_file: dict[str, str] = {}
+    if env_path is not None:
+        from stratmancer_jobs.envfile import read_env_file
+
+        from_file = read_env_file(env_path)
+    env = {**from_file, **env}  # the process environment wins over the file
 
     if env.get("STRATMANCER_TZ"):
         zone = _zone(env["STRATMANCER_TZ"], "STRATMANCER_TZ")
@@ -428,6 +442,26 @@ def load_settings(
         metrics_file=metrics_file,
         run_timeout_s=run_timeout_s,
         config_file_found=found,
-        redact_values=secret_values(env),
-        env=dict(env),
+        redact_values=_secrets(env, from_file),
+        env=env,
+        env_file=env_path,
+        env_file_names=tuple(from_file),
     )
+
+
+def _env_file_path(layout: Layout, value: str) -> Path | None:
+    """The secrets file: ``env_file`` (relative to the root) when set, which must exist; else the
+    default ``config/stratmancer.env`` when it exists; else None."""
+    if not value:
+        return layout.env_file if os.path.lexists(layout.env_file) else None
+    path = Path(value).expanduser()
+    path = path if path.is_absolute() else layout.root / path
+    if not os.path.lexists(path):
+        raise ConfigError(f"config key env_file: {path} does not exist")
+    return path
+
+
+def _secrets(env: Mapping[str, str], from_file: Mapping[str, str]) -> tuple[str, ...]:
+    """Values to scrub: secret-looking variables, and every value of the env file whatever its name."""
+    values = set(secret_values(env)) | {v for v in from_file.values() if len(v) >= MIN_SECRET_LEN}
+    return tuple(sorted(values, key=len, reverse=True))

@@ -6,6 +6,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 CONFIG_RELPATH = Path("config") / "jobs.toml"
+ENV_FILE_RELPATH = Path("config") / "stratmancer.env"
 LOG_RELPATH = Path("logs") / "stratmancer-jobs.log"
 
 
@@ -40,6 +41,11 @@ class Layout:
     @property
     def config_file(self) -> Path:
         return self.root / CONFIG_RELPATH
+
+    @property
+    def env_file(self) -> Path:
+        """The default secrets file (``env_file`` in jobs.toml may name another)."""
+        return self.root / ENV_FILE_RELPATH
 
     # outputs
     @property

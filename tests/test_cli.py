@@ -186,14 +186,14 @@ def test_planted_key_never_appears(cli: Invoke, root: Path) -> None:
 
 
 def test_crontab_command_prints_absolute_lines(cli: Invoke, root: Path) -> None:
-    """crontab prints the three schedule lines with the absolute root and log path."""
+    """crontab prints the block, each line going to the absolute root before it runs the job."""
     result = cli("crontab")
-    assert result.exit_code == 0
-    assert f"STRATMANCER_HOME={root}" in result.stdout
-    assert (
-        "0 3 * * * " in result.stdout
-        and f"refresh-patch >> {root}/logs/stratmancer-jobs.log 2>&1" in result.stdout
-    )
+    assert result.exit_code == 0, result.output
+    assert result.stdout.startswith(f"# BEGIN stratmancer-jobs {root}\n")
+    patch = [line for line in result.stdout.splitlines() if line.startswith("0 3 * * * ")]
+    assert len(patch) == 1, result.stdout
+    assert patch[0].startswith(f"0 3 * * * cd {root} && STRATMANCER_HOME={root} PATH=")
+    assert patch[0].endswith(" refresh-patch >> logs/stratmancer-jobs.log 2>&1")
 
 
 def test_python_m_entry_point_runs(root: Path) -> None:

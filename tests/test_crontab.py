@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 import shlex
 import subprocess
 from dataclasses import replace
@@ -36,21 +37,29 @@ def test_crontab_example_has_each_schedule_line() -> None:
         scheduled = [ln for ln in lines if ln.startswith(spec.default_schedule + " ")]
         assert any(f" {spec.command} >> " in ln for ln in scheduled), spec.id
         assert any(ln.startswith("@reboot") and f"{spec.command} --if-due" in ln for ln in lines)
-    assert "STRATMANCER_HOME=/srv/stratmancer" in lines
-    assert any(ln.startswith("PATH=") for ln in lines)
+    assert lines[0] == "# BEGIN stratmancer-jobs /srv/stratmancer"
+    assert lines[-1] == "# END stratmancer-jobs /srv/stratmancer"
+    # no NAME=value line: it would leak into the user's entries written after the block
+    assert not [ln for ln in lines if re.match(r"[A-Za-z_]+=", ln)]
+    assert all(
+        "cd /srv/stratmancer && STRATMANCER_HOME=/srv/stratmancer PATH=" in ln
+        for ln in lines[3:-1]
+        if not ln.startswith("#")
+    )
 
 
 def test_crontab_follows_configured_schedule(root: Path) -> None:
     """A schedule changed in config/jobs.toml shows up in the generated crontab."""
     (root / "config/jobs.toml").write_text('[jobs.refresh_patch_meta]\nschedule = "30 4 * * *"\n')
     text = render_crontab(load_settings(root, {}), executable="/x/stratmancer-jobs", path_env="/usr/bin")
-    assert "30 4 * * * /x/stratmancer-jobs refresh-patch >> " in text
+    assert "/x/stratmancer-jobs refresh-patch >> logs/stratmancer-jobs.log 2>&1\n" in text
+    assert "\n30 4 * * * cd " in text
 
 
 # --- crontab(5) round trip --------------------------------------------------------------------------
-# No cron daemon or `crontab` binary is installed here, so the test applies crontab(5)'s own rules, as
-# Vixie cron and cronie implement them (do_command.c): in the command part a "\\%" becomes "%" (any
-# other backslash stays), the first unescaped "%" ends the command (the rest is stdin), and the
+# Without a cron daemon (tests/test_crontab_install.py runs the real one where installed), the test
+# applies crontab(5)'s own rules, as Vixie cron and cronie implement them (do_command.c): in the
+# command part a "\\%" becomes "%" (any other backslash stays), the first unescaped "%" ends the command (the rest is stdin), and the
 # command is then run by /bin/sh -c. Environment lines are NAME=value, value up to the end of the line
 # with trailing blanks removed.
 
@@ -111,13 +120,17 @@ def test_hostile_root_survives_crontab_percent_handling_and_sh(tmp_path: Path) -
     text = render_crontab(settings, executable=str(exe), path_env=f"{stubs}:/usr/bin:/bin")
 
     env, commands = _parse(text)
-    assert env["STRATMANCER_HOME"] == str(root)
+    assert env == {}  # every variable is set inline, on the block's own lines
     assert len(commands) == 2 * len(JOBS)
     for field in commands:
         command, stdin = _cron_command(field)
         assert stdin == "", field  # no "%" was taken as the end of the command
         done = subprocess.run(
-            ["/bin/sh", "-c", command], env={**env, "PATH": env["PATH"]}, capture_output=True, check=False
+            ["/bin/sh", "-c", command],
+            env={"PATH": f"{stubs}:/usr/bin:/bin"},  # cron's own PATH, with the stub `sleep`
+            capture_output=True,
+            check=False,
+            timeout=30,
         )
         assert done.returncode == 0, (field, done.stderr)
     log = (root / "logs" / "stratmancer-jobs.log").read_bytes().decode("utf-8").splitlines()
@@ -137,7 +150,8 @@ def test_every_percent_in_a_command_is_escaped(tmp_path: Path, name: str) -> Non
         command, stdin = _cron_command(field)
         assert stdin == "", field
         words = shlex.split(command)  # POSIX shell word splitting, as /bin/sh would do it
-        assert words[words.index(">>") + 1] == f"/srv/{name}/logs/stratmancer-jobs.log", field
+        assert words[words.index("cd") + 1] == f"/srv/{name}", field
+        assert f"STRATMANCER_HOME=/srv/{name}" in words, field
 
 
 def test_root_with_a_newline_is_refused_with_exit_2(tmp_path: Path) -> None:

@@ -23,7 +23,11 @@ def test_all_three_follow_a_changed_schedule(root: Path) -> None:
     )
     settings = load_settings(root, {})
     crontab = render_crontab(settings, executable="/x/stratmancer-jobs", path_env="/usr/bin")
-    assert "30 4 * * MON-FRI /x/stratmancer-jobs refresh-patch >> " in crontab
+    assert any(
+        line.startswith("30 4 * * MON-FRI ")
+        and line.endswith("/x/stratmancer-jobs refresh-patch >> logs/stratmancer-jobs.log 2>&1")
+        for line in crontab.splitlines()
+    )
 
     jobs = deploy_jobs(settings)
     target = DeployTarget(settings.layout.root, "/x/stratmancer-jobs", timezone=settings.timezone.key)

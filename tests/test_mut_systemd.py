@@ -248,7 +248,8 @@ WHY = "cannot be written as a systemd OnCalendar= value: "
             "0 0 1 * MON",
             f"cron expression '0 0 1 * MON' {WHY}day-of-month and day-of-week are both restricted; "
             "cron runs when either matches, OnCalendar= only when both do "
-            "(use two jobs, or '*' in one of the fields)",
+            "(write '*' in one of the two fields, or schedule this job with "
+            "`stratmancer-jobs crontab --install`)",
         ),
         (
             "0 0 L * *",

@@ -37,13 +37,15 @@ class DeployTarget:
     """Where and how a systemd deployment runs: root, absolute executable, zone and (system units) user.
 
     ``timezone`` is an IANA name (``Europe/Paris``) appended to every ``OnCalendar=``, or None for the
-    machine's zone; ``run_as`` sets ``User=`` on system units (ignored for ``--user`` units).
+    machine's zone; ``run_as`` sets ``User=`` on system units (ignored for ``--user`` units);
+    ``env_file`` is the secrets file the units load with ``EnvironmentFile=-`` (None: none).
     """
 
     root: Path
     executable: str
     timezone: str | None = None
     run_as: str | None = None
+    env_file: Path | None = None
 
 
 def check_timezone(timezone: str) -> str:

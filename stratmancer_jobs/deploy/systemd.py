@@ -175,7 +175,8 @@ def cron_to_oncalendar(expr: str, timezone: str | None = None) -> str:
             raise _untranslatable(
                 expr,
                 "day-of-month and day-of-week are both restricted; cron runs when either matches, "
-                "OnCalendar= only when both do (use two jobs, or '*' in one of the fields)",
+                "OnCalendar= only when both do (write '*' in one of the two fields, or schedule this "
+                "job with `stratmancer-jobs crontab --install`)",
             )
     dow = _render_weekdays(weekdays)
     month = _render_numbers(values[MONTH], 1, 12)
@@ -276,6 +277,7 @@ def render_units(
     if kill_margin_s < 0:
         raise ConfigError(f"kill margin must be >= 0 s, got {kill_margin_s}")
     zone = check_timezone(target.timezone) if target.timezone else None
+    env_file = _check_path(str(target.env_file), "env file") if target.env_file else None
     seen: set[str] = set()
     for job in jobs:
         if not _COMMAND_RE.fullmatch(job.command):
@@ -304,6 +306,8 @@ def render_units(
         ]
         if zone:
             lines.append(f"Environment={_quote_assignment('STRATMANCER_TZ', zone)}")
+        if env_file:  # '-': a missing file is no error; the tool reads the same file itself
+            lines.append(f"EnvironmentFile=-{_escape_specifiers(env_file)}")
         if target.run_as and not user:
             if not re.fullmatch(r"[A-Za-z_][A-Za-z0-9_.-]*", target.run_as):
                 raise ConfigError(f"user name {target.run_as!r} is not a valid systemd User= value")

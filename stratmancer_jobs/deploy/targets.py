@@ -6,11 +6,22 @@ schedules, so a schedule changed in ``config/jobs.toml`` reaches every form of d
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
 
 from stratmancer_jobs.config import Settings
 from stratmancer_jobs.deploy import DeployJob, DeployTarget
+from stratmancer_jobs.errors import ConfigError
 from stratmancer_jobs.jobtable import JOBS
+
+
+def _check_schedules(jobs: list[DeployJob], check: Callable[[str], object]) -> None:
+    """Run a generator's schedule check on each job, naming the config key it refuses."""
+    for job in jobs:
+        try:
+            check(job.schedule)
+        except ConfigError as exc:
+            raise ConfigError(f"config key jobs.{job.id}.schedule: {exc}") from None
 
 
 def deploy_jobs(settings: Settings) -> list[DeployJob]:
@@ -33,12 +44,19 @@ def deploy_jobs(settings: Settings) -> list[DeployJob]:
 
 def systemd_units(settings: Settings, *, executable: str, user: bool) -> dict[str, str]:
     """Unit file name -> text for every job (a oneshot service and its timer)."""
-    from stratmancer_jobs.deploy.systemd import render_units
+    from stratmancer_jobs.deploy.systemd import cron_to_oncalendar, render_units
 
-    target = DeployTarget(settings.layout.root, executable, timezone=settings.timezone.key)
+    target = DeployTarget(
+        settings.layout.root,
+        executable,
+        timezone=settings.timezone.key,
+        env_file=settings.env_file or settings.layout.env_file,
+    )
     delay = settings.deploy.randomized_delay_s or None
+    jobs = deploy_jobs(settings)
+    _check_schedules(jobs, lambda expr: cron_to_oncalendar(expr, target.timezone))
     return render_units(
-        deploy_jobs(settings),
+        jobs,
         target,
         user=user,
         randomized_delay_s=delay,
@@ -50,12 +68,14 @@ def kubernetes_manifests(
     settings: Settings, *, namespace: str | None, image: str | None, pvc: str | None, with_pvc: bool
 ) -> str:
     """CronJob documents for every job (flags override ``[deploy]`` in config/jobs.toml); the claim too."""
-    from stratmancer_jobs.deploy.kubernetes import render_cronjobs, render_pvc
+    from stratmancer_jobs.deploy.kubernetes import check_schedule, render_cronjobs, render_pvc
 
     deploy = settings.deploy
     ns, claim = namespace or deploy.namespace, pvc or deploy.pvc
+    jobs = deploy_jobs(settings)
+    _check_schedules(jobs, check_schedule)
     text = render_cronjobs(
-        deploy_jobs(settings),
+        jobs,
         namespace=ns,
         image=image or deploy.image,
         pvc=claim,
