@@ -59,9 +59,9 @@ def test_crontab_follows_configured_schedule(root: Path) -> None:
 # --- crontab(5) round trip --------------------------------------------------------------------------
 # Without a cron daemon (tests/test_crontab_install.py runs the real one where installed), the test
 # applies crontab(5)'s own rules, as Vixie cron and cronie implement them (do_command.c): in the
-# command part a "\\%" becomes "%" (any other backslash stays), the first unescaped "%" ends the command (the rest is stdin), and the
-# command is then run by /bin/sh -c. Environment lines are NAME=value, value up to the end of the line
-# with trailing blanks removed.
+# command part a "\\%" becomes "%" (any other backslash stays), the first unescaped "%" ends the
+# command (the rest is stdin), and the command is then run by /bin/sh -c. Environment lines are
+# NAME=value, value up to the end of the line with trailing blanks removed.
 
 HOSTILE_ROOT = 'deploy 100% \\%x it\'s "quoted" $HOME `id` back\\slash café дерево'
 
