@@ -52,7 +52,12 @@ def test_deploy_jobs_is_every_job_with_its_resolved_schedule(root: Path) -> None
 def test_systemd_units_pass_the_deploy_defaults(root: Path) -> None:
     settings = configured(root)
     for user in (False, True):
-        target = DeployTarget(settings.layout.root, "/x/bin/stratmancer-jobs", timezone="Europe/Paris")
+        target = DeployTarget(
+            settings.layout.root,
+            "/x/bin/stratmancer-jobs",
+            timezone="Europe/Paris",
+            env_file=root / "config/stratmancer.env",
+        )
         expected = render_units(
             deploy_jobs(settings), target, user=user, randomized_delay_s=120, accuracy_s=7
         )
@@ -64,7 +69,9 @@ def test_systemd_units_pass_the_deploy_defaults(root: Path) -> None:
 
 def test_systemd_units_without_a_randomized_delay(root: Path) -> None:
     settings = replace(configured(root), deploy=replace(DEPLOY, randomized_delay_s=0, accuracy_s=1))
-    target = DeployTarget(settings.layout.root, "/x/e", timezone="Europe/Paris")
+    target = DeployTarget(
+        settings.layout.root, "/x/e", timezone="Europe/Paris", env_file=root / "config/stratmancer.env"
+    )
     expected = render_units(deploy_jobs(settings), target, user=False, randomized_delay_s=None, accuracy_s=1)
     units = systemd_units(settings, executable="/x/e", user=False)
     assert units == expected
