@@ -6,6 +6,7 @@ The exit code contract (also in the README):
 * 0 -- success, or a run skipped because the same job is already running
 * 1 -- the job ran and failed (bad input, network failure, storage failure, ...)
 * 2 -- usage or configuration error (bad flag, bad ``config/jobs.toml`` value, unknown job)
+* 143 -- the run was stopped by SIGTERM (128 + 15, as a shell reports it): recorded, change kept owed
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ from collections.abc import Mapping
 EXIT_OK = 0
 EXIT_FAILED = 1
 EXIT_USAGE = 2
+EXIT_TERMINATED = 143
 
 
 class StratmancerError(Exception):
@@ -61,28 +63,22 @@ class JobTimeout(JobError):
 
 
 class JobTerminated(JobError):
-    """The run was stopped by SIGTERM (a supervisor stopping it): recorded as failed, no hooks run."""
+    """The run was stopped by SIGTERM (a supervisor stopping it): recorded as failed, no more hooks run."""
+
+    exit_code = EXIT_TERMINATED
 
 
 class PartialFailure(JobError):
     """The job did part of its work (e.g. the other tiers were updated) but must be recorded as failed.
 
-    Carries what was done, so that the run's summary and metrics are recorded beside the error, and
-    ``change``: the ``jobs.Change`` of the output this partial run did commit (None when the output is
-    as before). The runner runs the change hooks for it although the run is an error. It is typed
-    ``object`` because this core module cannot import ``jobs``; the runner ignores anything that is
-    not a ``jobs.Change``.
+    Carries what was done, so that the run's summary and metrics are recorded beside the error. An
+    output the partial run committed was announced before it was written (``JobContext.before_commit``),
+    so its change hooks still run.
     """
 
     def __init__(
-        self,
-        message: str,
-        *,
-        summary: str,
-        metrics: Mapping[str, float | str] | None = None,
-        change: object | None = None,
+        self, message: str, *, summary: str, metrics: Mapping[str, float | str] | None = None
     ) -> None:
         super().__init__(message)
         self.summary = summary
         self.metrics: Mapping[str, float | str] = dict(metrics or {})
-        self.change = change

@@ -37,8 +37,7 @@ from stratmancer_jobs.errors import (
     StorageError,
     StratmancerError,
 )
-from stratmancer_jobs.hooks.deliver import deliver_change
-from stratmancer_jobs.hookspec import PendingChange
+from stratmancer_jobs.hooks.deliver import Delivery, deliver_change, owe, stopped_delivery
 from stratmancer_jobs.jobs import Change as JobChange
 from stratmancer_jobs.jobs import JobContext, JobResult, ProgressSink, load_job
 from stratmancer_jobs.jobtable import JobSpec
@@ -83,16 +82,18 @@ def _job_lock(settings: Settings, spec: JobSpec) -> FileLock:
 
 
 @contextlib.contextmanager
-def _time_limit(seconds: float) -> Iterator[None]:
+def _time_limit(seconds: float) -> Iterator[list[JobError]]:
     """Raise JobTimeout in the running code after ``seconds`` (0 = no limit); SIGTERM becomes JobError.
 
-    Signals are the only way to stop arbitrary Python code in this process, and they only work in
-    the main thread; elsewhere (never in the CLI) the limit is not enforced.
+    Yields the errors the signals raised so far, so that the body can tell a signal that was caught
+    or wrapped by the code it interrupted. Signals are the only way to stop arbitrary Python code in
+    this process, and they only work in the main thread; elsewhere (never in the CLI) the limit is
+    not enforced.
     """
     import threading
 
     if threading.current_thread() is not threading.main_thread():
-        yield
+        yield []
         return
 
     # A signal can land where Python prints an exception and carries on (a finalizer, a weakref or
@@ -113,7 +114,7 @@ def _time_limit(seconds: float) -> Iterator[None]:
         signal.setitimer(signal.ITIMER_REAL, seconds)
     try:
         try:
-            yield
+            yield fired
         except Exception as exc:
             # the signal's error wrapped by the code it interrupted (an import's __set_name__ wraps it
             # in RuntimeError): the run still timed out or was terminated
@@ -130,6 +131,11 @@ def _time_limit(seconds: float) -> Iterator[None]:
 
 def _extra(spec: JobSpec, event: str, **fields: Any) -> dict[str, Any]:
     return {"job": spec.id, "event": event, **fields}
+
+
+def _log_traceback(log: logging.Logger, spec: JobSpec) -> None:
+    """Called in an ``except`` block: the unexpected exception's traceback goes to the log."""
+    log.error("unexpected error, traceback follows", exc_info=True, extra=_extra(spec, "traceback"))
 
 
 def _log_notice(log: logging.Logger, spec: JobSpec, notice: str | None) -> None:
@@ -274,6 +280,7 @@ def _run_locked(
     clock: Clock,
     hooks: bool = True,
 ) -> RunOutcome:
+    t0 = time.monotonic()  # the whole run's wall time, hooks included: took, the log, the metrics
     started = clock()
     host = socket.gethostname()  # the marker, the start line and the run entry name the same machine
     try:
@@ -285,70 +292,93 @@ def _run_locked(
         return RunOutcome("error", exc.exit_code, error=str(exc))
     _log_notice(log, spec, begun.notice)
     log.info(f"started {spec.name} on {host} (pid {os.getpid()})", extra=_extra(spec, "start", host=host))
-    t0 = time.monotonic()
     summary: str | None = None
     metrics: dict[str, float | str] | None = None
     error: str | None = None
     exit_code = EXIT_OK
     interrupted = False
-    stopped = False  # SIGTERM: a supervisor is stopping the run, so no hooks are started
     result: JobResult | None = None
-    change: JobChange | None = None  # the output this run committed, even a failed one
+    # what the hooks are owed: an earlier run's change still pending (a run that finds one delivers
+    # it), then every change this run's job announces before committing it (write-ahead)
+    owed = begun.state.job(spec.id).pending_change
+    delivery: Delivery | None = None  # None: the hooks did not run, the pending change stored stays
+    in_hooks = False
     progress_file = settings.layout.job_progress(spec.id)
+
+    def before_commit(change: JobChange) -> None:
+        nonlocal owed
+        owed = owe(spec, settings, store, change, clock()) or owed
+
     try:
-        with _time_limit(limit):
-            func = load_job(spec)
-            ctx = JobContext(
-                settings=settings,
-                now=started,
-                log=log.getChild(spec.id),
-                options=options,
-                progress=progress_recorder(progress_file, progress),
-            )
+        with _time_limit(limit) as fired:
             try:
-                result = func(ctx)
-            finally:
-                clear_progress(progress_file)
-        summary, metrics, change = result.summary, dict(result.metrics), result.change
-    except PartialFailure as exc:  # part of the work was done: its summary, metrics and change count too
-        summary, metrics = exc.summary, dict(exc.metrics)
-        change = exc.change if isinstance(exc.change, JobChange) else None
-        error, exit_code = str(exc), exc.exit_code
-    except StratmancerError as exc:
-        error, exit_code = str(exc), exc.exit_code
-        stopped = isinstance(exc, JobTerminated)
-    except Exception as exc:
-        error, exit_code = f"{type(exc).__name__}: {exc}", EXIT_FAILED
-        log.error("unexpected error, traceback follows", exc_info=True, extra=_extra(spec, "traceback"))
-    except KeyboardInterrupt:  # recorded as a failed run below, then re-raised to the caller
-        error, exit_code, interrupted = "interrupted (KeyboardInterrupt)", EXIT_FAILED, True
-    duration = time.monotonic() - t0
+                func = load_job(spec)
+                ctx = JobContext(
+                    settings=settings,
+                    now=started,
+                    log=log.getChild(spec.id),
+                    options=options,
+                    progress=progress_recorder(progress_file, progress),
+                    before_commit=before_commit,
+                )
+                try:
+                    result = func(ctx)
+                finally:
+                    clear_progress(progress_file)
+                summary, metrics = result.summary, dict(result.metrics)
+            except PartialFailure as exc:  # part of the work was done: its summary and metrics count too
+                summary, metrics = exc.summary, dict(exc.metrics)
+                error, exit_code = str(exc), exc.exit_code
+            except (JobTimeout, JobTerminated):
+                raise
+            except StratmancerError as exc:
+                error, exit_code = str(exc), exc.exit_code
+            except Exception as exc:
+                if fired:  # the time limit's or SIGTERM's error, wrapped by the code it interrupted
+                    raise fired[0] from exc
+                error, exit_code = f"{type(exc).__name__}: {exc}", EXIT_FAILED
+                _log_traceback(log, spec)
+            if fired:  # swallowed where Python prints an exception and carries on (a finalizer)
+                raise fired[0]
+            # whatever output is committed (this run's, even a failed one's, or an earlier run's still
+            # owed): tell the app, at least once, within the time limit, before the outcome is recorded
+            in_hooks = True
+            delivery = deliver_change(spec, settings, log, owed, enabled=hooks)
+            if delivery.error is not None:
+                error = delivery.error if error is None else f"{error}; {delivery.error}"
+                exit_code = exit_code or EXIT_FAILED
+    except (JobTimeout, JobTerminated, KeyboardInterrupt) as exc:
+        # stopped: no more hooks are started; what is owed stays owed for the next run
+        stop = str(exc) if isinstance(exc, JobError) else "interrupted (KeyboardInterrupt)"
+        if in_hooks:
+            stop += " while running the on_change hooks"
+            delivery = delivery or stopped_delivery(owed, stop)
+        if owed is not None and (delivery is None or delivery.pending is not None):
+            stop += "; the change stays pending"
+        error = stop if error is None else f"{error}; {stop}"
+        exit_code = exc.exit_code if isinstance(exc, JobError) else EXIT_FAILED
+        interrupted = isinstance(exc, KeyboardInterrupt)
+    except Exception as exc:  # only from the hooks: the job's own errors are caught above
+        stop = f"unexpected error while running the on_change hooks: {type(exc).__name__}: {exc}"
+        _log_traceback(log, spec)
+        delivery = delivery or stopped_delivery(owed, stop)
+        error = stop if error is None else f"{error}; {stop}"
+        exit_code = exit_code or EXIT_FAILED
     finished = clock()
     if error is not None:
         error = redact(error, settings.redact_values)
     if summary:
         summary = redact(summary, settings.redact_values)
     warning = redact(result.warning, settings.redact_values) if result and result.warning else None
-    # whatever output is committed (this run's, even a failed one's, or an earlier run's still owed):
-    # tell the app, at least once, before the outcome is recorded. Every run that holds the lock does
-    # this, success or failure, except one interrupted (Ctrl-C) or terminated (SIGTERM): the change
-    # then stays pending for the next run.
-    pending = begun.state.job(spec.id).pending_change
-    if not (interrupted or stopped):
-        delivery = deliver_change(spec, settings, store, log, change, pending, enabled=hooks, now=finished)
-        pending = delivery.pending
-        if delivery.error is not None:
-            error = delivery.error if error is None else f"{error}; {delivery.error}"
-            exit_code = exit_code or EXIT_FAILED
-        interrupted = interrupted or delivery.interrupted
     ok = error is None
     state: State | None = None
+    duration = time.monotonic() - t0
     try:
         committed = store.update(
             spec.id,
             lambda r: _finished(
                 r,
-                pending,
+                delivery,
                 ok=ok,
                 started=started,
                 finished=finished,
@@ -389,9 +419,11 @@ def _run_locked(
     return RunOutcome(status, exit_code, summary=summary, error=error, duration_s=duration)
 
 
-def _finished(record: JobRecord, pending: PendingChange | None, **outcome: Any) -> JobRecord:
-    """``mark_finished`` and the pending change left after the hooks (None: nothing owed)."""
-    return replace(mark_finished(record, **outcome), pending_change=pending)
+def _finished(record: JobRecord, delivery: Delivery | None, **outcome: Any) -> JobRecord:
+    """``mark_finished`` and the pending change left after the hooks; when they did not run
+    (``delivery`` None), the pending change stored (an earlier run's, or this run's intent) stays."""
+    finished = mark_finished(record, **outcome)
+    return finished if delivery is None else replace(finished, pending_change=delivery.pending)
 
 
 def _publish_metrics(settings: Settings, log: logging.Logger, spec: JobSpec, state: State | None) -> None:

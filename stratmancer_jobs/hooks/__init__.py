@@ -12,6 +12,6 @@ are retried on the next run, even when nothing changed since.
   (``PendingChange``, ``next_pending``, ``after_run``).
 * ``hooks.run`` (the I/O edge): ``run_hooks`` runs the hooks still owed and reports each one, with every
   header value and secret redacted from its messages.
-* ``hooks.deliver`` (the runner's side, once per run): ``deliver_change`` merges the run's change into
-  the pending one, saves it in the state before any hook runs, runs the hooks and says what is still owed.
+* ``hooks.deliver`` (the runner's side): ``owe`` stores a change as pending before the job commits it
+  (write-ahead); ``deliver_change`` runs the hooks the pending change still owes and says what is left.
 """

@@ -1,9 +1,11 @@
-"""Change hooks, the runner's side: deliver one run's change to the hooks it still owes.
+"""Change hooks, the runner's side: what a run owes, and delivering it.
 
-The runner calls ``deliver_change`` once per run that holds the job's lock (not after Ctrl-C or
-SIGTERM). It merges the run's change into the pending one, saves that in the state *before* any hook
-runs (a run killed during a hook leaves it to the next run: at least once), runs the hooks through
-``hooks.run`` and says what is still owed. The runner records the outcome.
+Write-ahead, then act. A job announces a change right before it commits the output (``JobContext.
+before_commit``); the runner stores it with ``owe`` as the job's pending change, merged into any
+change still owed, *before* the output is written. Whatever happens next (SIGKILL, SIGTERM, the time
+limit, a full disk), the change is in the state, and the next run that holds the lock delivers it with
+the output then on disk: at least once. After the job, ``deliver_change`` runs the hooks the pending
+change still owes and says what is left; the runner records that with the run's outcome.
 """
 
 from __future__ import annotations
@@ -14,7 +16,7 @@ from datetime import datetime
 
 from stratmancer_jobs.clock import iso
 from stratmancer_jobs.config import Settings
-from stratmancer_jobs.errors import StratmancerError
+from stratmancer_jobs.errors import StorageError, StratmancerError
 from stratmancer_jobs.hookspec import Change, PendingChange, after_run, next_pending
 from stratmancer_jobs.jobs import Change as JobChange
 from stratmancer_jobs.jobtable import JobSpec
@@ -24,59 +26,70 @@ from stratmancer_jobs.state import StateStore
 
 @dataclass(frozen=True)
 class Delivery:
-    """The pending change left (None: nothing owed), the hooks' error (redacted) and whether a
-    KeyboardInterrupt stopped them (the runner records the run, then re-raises it)."""
+    """The pending change left after the hooks (None: nothing owed) and the hooks' error (redacted)."""
 
     pending: PendingChange | None
     error: str | None = None
-    interrupted: bool = False
+
+
+def owe(
+    spec: JobSpec, settings: Settings, store: StateStore, change: JobChange, now: datetime
+) -> PendingChange | None:
+    """Store ``change`` as owed to the job's hooks before the job commits it; the pending change now
+    stored (None when the job has no hooks: nothing is owed, nothing written).
+
+    Raises StorageError when it cannot be stored: the job must then not commit its output.
+    """
+    if not settings.job_hooks(spec):
+        return None
+    seen = Change(spec.id, change.paths, dict(change.fields), iso(now))
+    try:
+        committed = store.update(
+            spec.id, lambda r: replace(r, pending_change=next_pending(r.pending_change, seen)), now
+        )
+    except StratmancerError as exc:
+        paths = ", ".join(change.paths)
+        raise StorageError(
+            f"{exc}; {paths} not replaced: its change could not be recorded for the on_change hooks "
+            "first, the previous output is kept"
+        ) from None
+    return committed.state.job(spec.id).pending_change
 
 
 def deliver_change(
-    spec: JobSpec,
-    settings: Settings,
-    store: StateStore,
-    log: logging.Logger,
-    change: JobChange | None,
-    stored: PendingChange | None,
-    *,
-    enabled: bool,
-    now: datetime,
+    spec: JobSpec, settings: Settings, log: logging.Logger, pending: PendingChange | None, *, enabled: bool
 ) -> Delivery:
-    """Merge this run's ``change`` into the ``stored`` pending one and run the hooks it still owes.
+    """Run the hooks ``pending`` still owes (already in the state) and say what is owed after them.
 
-    With ``enabled`` false (``--no-hooks``) no hook runs and the change stays pending.
+    With ``enabled`` false (``--no-hooks``) no hook runs and the change stays pending; a job without
+    hooks owes nothing. A KeyboardInterrupt or the runner's SIGTERM/time-limit error propagates (the
+    runner then keeps the change owed).
     """
-    seen = Change(spec.id, change.paths, dict(change.fields), iso(now)) if change is not None else None
-    pending = next_pending(stored, seen)
     specs = settings.job_hooks(spec)
-    if pending is None:
-        return Delivery(None)
-    if not specs:
+    if pending is None or not specs:
         return Delivery(None)  # nothing to tell: a change without hooks is not kept
-    extra = {"job": spec.id, "event": "hooks"}
-    if pending != stored:
-        try:
-            store.update(spec.id, lambda r: replace(r, pending_change=pending), now)
-        except StratmancerError as exc:
-            log.warning(f"pending change not recorded before the hooks: {exc}", extra=extra)
     if not enabled:
-        log.info("--no-hooks: on_change hooks not run; the change stays pending", extra=extra)
+        log.info(
+            "--no-hooks: on_change hooks not run; the change stays pending",
+            extra={"job": spec.id, "event": "hooks"},
+        )
         return Delivery(pending)
     from stratmancer_jobs.hooks.run import run_hooks  # subprocess, tempfile, http: only when hooks run
 
-    try:
-        report = run_hooks(
-            specs,
-            pending,
-            env=settings.env,
-            log=log.getChild(spec.id),
-            http=settings.patch,
-            redact_values=settings.redact_values,
-            cwd=settings.layout.root,
-        )
-    except KeyboardInterrupt:  # the hooks that finished are not known: every one is owed again
-        message = "interrupted (KeyboardInterrupt) while running the on_change hooks"
-        return Delivery(after_run(pending, (), message), redact(message, settings.redact_values), True)
+    report = run_hooks(
+        specs,
+        pending,
+        env=settings.env,
+        log=log.getChild(spec.id),
+        http=settings.patch,
+        redact_values=settings.redact_values,
+        cwd=settings.layout.root,
+    )
     error = redact(report.error, settings.redact_values) if report.error is not None else None
-    return Delivery(after_run(pending, report.succeeded_keys, report.error), error)
+    return Delivery(after_run(pending, report.succeeded_keys, error), error)
+
+
+def stopped_delivery(pending: PendingChange | None, message: str) -> Delivery | None:
+    """The hooks were stopped part-way (Ctrl-C, SIGTERM, the time limit): which finished is not
+    known, so every one is owed again; None when nothing was owed (the stored state stays)."""
+    return None if pending is None else Delivery(after_run(pending, (), message), message)

@@ -12,10 +12,15 @@ One way to fail:
 * failure: raise. ``errors.StratmancerError`` subclasses carry their exit code and message (one clear
   line); anything else is recorded as an unexpected error with its traceback in the log;
 * partial success (a bad tier file while the other tiers were updated; the patch fallback written but
-  Data Dragon failed): raise ``errors.PartialFailure(message, summary=..., metrics=..., change=...)``.
+  Data Dragon failed): raise ``errors.PartialFailure(message, summary=..., metrics=...)``.
   The run is recorded as failed (exit 1) with the summary and metrics of what was done beside the
-  error. ``change`` is the ``Change`` of the output the partial run committed (None when the output is
-  as before): the runner still runs the change hooks for it, so that the app learns of what was written.
+  error; the change hooks still run for an output it committed.
+
+One way to change an output (write-ahead): right before a job commits (renames into place) an output
+whose change the app must hear of, it calls ``ctx.before_commit(Change(...))``. The runner stores the
+change as owed to the job's on_change hooks first, so that a kill, SIGTERM or timeout at any later
+moment leaves it owed to the next run; when it cannot be stored (state disk full) the call raises
+``StorageError`` and the job must not commit (the old output stays). The hooks run after the job.
 
 Progress: a job that can tell how far it is calls ``ctx.progress(Progress(...))`` when it is not None
 (refresh-history: at the start and after each file read). Jobs never draw anything themselves.
@@ -50,6 +55,22 @@ ProgressSink = Callable[[Progress], None]
 
 
 @dataclass(frozen=True)
+class Change:
+    """The job is about to change its output: which files, and for the patch job the
+    ``patch``/``previous_patch`` fields (the runner hands them to the change hooks)."""
+
+    paths: tuple[str, ...]
+    fields: Mapping[str, str] = field(default_factory=dict)
+
+
+BeforeCommit = Callable[[Change], None]
+
+
+def nothing_to_record(change: Change) -> None:
+    """A job called directly (tests, scripts): nobody owes hooks, nothing to record."""
+
+
+@dataclass(frozen=True)
 class JobContext:
     """What the runner hands a job: resolved settings, the clock, a logger and the command's options."""
 
@@ -59,28 +80,20 @@ class JobContext:
     options: Mapping[str, Any] = field(default_factory=dict)
     # called as the job advances (refresh-history: after each file read); None when nobody watches
     progress: ProgressSink | None = None
-
-
-@dataclass(frozen=True)
-class Change:
-    """The job's output really changed in this run (after it was written): which files, and for the
-    patch job the ``patch``/``previous_patch`` fields (the runner hands them to the change hooks)."""
-
-    paths: tuple[str, ...]
-    fields: Mapping[str, str] = field(default_factory=dict)
+    # write-ahead: called right before the job commits a changed output (see the module docstring)
+    before_commit: BeforeCommit = nothing_to_record
 
 
 @dataclass(frozen=True)
 class JobResult:
     """A successful job's outcome: a one-line summary and job-specific gauges (failures raise).
 
-    ``change`` is None when the output is the same as before the run; ``warning`` (one line) makes a
-    successful run a warning in ``status`` (e.g. the app cannot serve the registry's active model).
+    ``warning`` (one line) makes a successful run a warning in ``status`` (e.g. the app cannot serve
+    the registry's active model).
     """
 
     summary: str
     metrics: Mapping[str, float | str] = field(default_factory=dict)
-    change: Change | None = None
     warning: str | None = None
 
 

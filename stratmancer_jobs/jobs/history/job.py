@@ -30,7 +30,7 @@ from pathlib import Path
 
 from stratmancer_jobs.config import HistorySettings
 from stratmancer_jobs.errors import InputError, PartialFailure
-from stratmancer_jobs.jobs import Change, JobContext, JobResult, ProgressSink
+from stratmancer_jobs.jobs import BeforeCommit, JobContext, JobResult, ProgressSink, nothing_to_record
 from stratmancer_jobs.jobs.history import cache, sources
 from stratmancer_jobs.jobs.history.group import GroupTask, refresh_group, split_groups
 from stratmancer_jobs.jobs.history.parallel import split_map
@@ -78,13 +78,15 @@ def refresh_history(
     log: logging.Logger | None = None,
     now: datetime | None = None,
     parallel: bool = True,
+    before_commit: BeforeCommit = nothing_to_record,
 ) -> HistoryOutcome:
     """Bring ``layout.history_index`` up to date with ``layout.processed_dir``.
 
     InputError (index untouched) when there is no data at all. Bad tier files do not raise: their tiers
     and groups keep their previous entries and ``HistoryOutcome.errors`` names the files.
     ``progress`` is called before the first read and after each file read.
-    ``parallel=False`` keeps all the work in this process (no fork).
+    ``parallel=False`` keeps all the work in this process (no fork). A new index is announced through
+    ``before_commit`` before it is written.
     """
     log = log or _log
     files, ignored = sources.scan(layout.processed_dir)
@@ -148,7 +150,7 @@ def refresh_history(
     previous_total = manifest.totals.matches if manifest is not None else 0
     totals = cache.Totals(list(tiers), list(groups), matches, pairs, duplicates, invalid)
     document = sidecar(done, files, sizes, skipped, limits, errors, now)
-    write_outputs(layout, done, files, data, document, limits, totals, errors)
+    write_outputs(layout, done, files, data, document, limits, totals, errors, before_commit)
     mode = "full" if full or all(d.rebuilt for d in done.values()) else "incremental"
     return HistoryOutcome(
         mode,
@@ -192,7 +194,6 @@ def run(ctx: JobContext) -> JobResult:
     index's change kept).
     """
     started = time.monotonic()
-    before = _identity(ctx.settings.layout.history_index)
     outcome = refresh_history(
         ctx.settings.layout,
         ctx.settings.history,
@@ -200,6 +201,7 @@ def run(ctx: JobContext) -> JobResult:
         progress=ctx.progress,
         log=ctx.log,
         now=ctx.now,
+        before_commit=ctx.before_commit,
     )
     metrics: dict[str, float | str] = {
         "matches_indexed": outcome.matches,
@@ -214,13 +216,10 @@ def run(ctx: JobContext) -> JobResult:
         "mode": outcome.mode,
     }
     summary = summarize(outcome, time.monotonic() - started)
-    # the index is rewritten only when its bytes differ (write.py), each time under a new inode
-    index = ctx.settings.layout.history_index
-    change = Change((str(index),)) if _identity(index) != before else None
-    if outcome.errors:  # the other tiers' update was written: the change travels with the failure
+    if outcome.errors:  # the other tiers' update was written (and announced): its hooks still run
         error = "bad tier file(s), their tiers kept their last entries: " + "; ".join(outcome.errors)
-        raise PartialFailure(error, summary=summary, metrics=metrics, change=change)
-    return JobResult(summary=summary, metrics=metrics, change=change)
+        raise PartialFailure(error, summary=summary, metrics=metrics)
+    return JobResult(summary=summary, metrics=metrics)
 
 
 def _size(path: Path) -> int:
@@ -228,12 +227,3 @@ def _size(path: Path) -> int:
         return path.stat().st_size
     except OSError:
         return 0
-
-
-def _identity(path: Path) -> tuple[int, int, int] | None:
-    """(inode, size, mtime_ns) of the index, None when absent: a rewrite changes it."""
-    try:
-        st = path.stat()
-    except OSError:
-        return None
-    return st.st_ino, st.st_size, st.st_mtime_ns

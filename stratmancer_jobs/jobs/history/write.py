@@ -18,6 +18,7 @@ from typing import Any
 import xxhash
 
 from stratmancer_jobs.atomicio import atomic_write_bytes, atomic_write_json
+from stratmancer_jobs.jobs import BeforeCommit, Change, nothing_to_record
 from stratmancer_jobs.jobs.history import cache
 from stratmancer_jobs.jobs.history.aggregate import DIGITS
 from stratmancer_jobs.jobs.history.filestat import FileStat
@@ -68,13 +69,12 @@ def sidecar(
     }
 
 
-def _write_if_changed(path: Path, data: bytes) -> None:
+def _differs(path: Path, data: bytes) -> bool:
+    """True unless ``path`` already holds exactly ``data`` (the index is rewritten only then)."""
     try:
-        if path.stat().st_size == len(data) and path.read_bytes() == data:
-            return
+        return not (path.stat().st_size == len(data) and path.read_bytes() == data)
     except OSError:
-        pass
-    atomic_write_bytes(path, data)
+        return True
 
 
 def write_outputs(
@@ -86,12 +86,18 @@ def write_outputs(
     limits: list[int],
     totals: cache.Totals,
     errors: list[str],
+    before_commit: BeforeCommit = nothing_to_record,
 ) -> None:
     """Write the index and the sidecar, then the manifest (or drop it); the group caches are saved by
-    each group's refresh (``group``)."""
+    each group's refresh (``group``). An index whose bytes change is announced through
+    ``before_commit`` before anything is written."""
+    index_changes = _differs(layout.history_index, data)
+    if index_changes:
+        before_commit(Change((str(layout.history_index),)))
     with ThreadPoolExecutor(max_workers=1) as pool:
         sidecar_written = pool.submit(atomic_write_json, layout.history_sidecar, document)
-        _write_if_changed(layout.history_index, data)
+        if index_changes:
+            atomic_write_bytes(layout.history_index, data)
         sidecar_written.result()
     if errors:
         with contextlib.suppress(FileNotFoundError):

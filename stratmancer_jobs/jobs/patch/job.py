@@ -31,7 +31,7 @@ from stratmancer_jobs.atomicio import atomic_write_bytes, atomic_write_json
 from stratmancer_jobs.clock import file_stamp
 from stratmancer_jobs.errors import FetchError, JobError, PartialFailure, StorageError
 from stratmancer_jobs.http import Sleep, display_url, get_json
-from stratmancer_jobs.jobs import Change, JobContext, JobResult
+from stratmancer_jobs.jobs import BeforeCommit, Change, JobContext, JobResult, nothing_to_record
 from stratmancer_jobs.jobs.patch.meta import (
     SOURCE_DDRAGON,
     SOURCE_FALLBACK,
@@ -126,8 +126,11 @@ def refresh_patch(
     log: logging.Logger,
     *,
     sleep: Sleep = time.sleep,
+    before_commit: BeforeCommit = nothing_to_record,
 ) -> PatchOutcome:
     """Fetch the current patch and update ``meta_path``; see the module docstring for every case.
+
+    A new patch (not the one meta.json held) is announced through ``before_commit`` before the write.
 
     Raises StorageError when meta.json cannot be read or written; network trouble is returned in
     ``PatchOutcome.error`` after the fallback rules have been applied.
@@ -150,6 +153,8 @@ def refresh_patch(
         now=now,
         cross_check=check,
     )
+    if patch != existing.patch:  # the app must hear of it: announced before it is written
+        before_commit(Change((str(meta_path),), {"patch": patch, "previous_patch": existing.patch or ""}))
     atomic_write_json(meta_path, meta)
     if meta["patch_changed"]:
         log.info("Patch changed: %s -> %s", existing.patch, patch)
@@ -244,7 +249,14 @@ def run(ctx: JobContext) -> JobResult:
     from stratmancer_jobs.http import build_session
 
     with build_session() as session:
-        outcome = refresh_patch(ctx.settings.layout.meta_file, session, ctx.settings.patch, ctx.now, ctx.log)
+        outcome = refresh_patch(
+            ctx.settings.layout.meta_file,
+            session,
+            ctx.settings.patch,
+            ctx.now,
+            ctx.log,
+            before_commit=ctx.before_commit,
+        )
     metrics: dict[str, float | str] = {
         "patch": outcome.patch,
         "patch_changed": 1 if outcome.changed else 0,
@@ -253,13 +265,4 @@ def run(ctx: JobContext) -> JobResult:
     }
     if outcome.error is not None:  # the fallback rules were applied, but Data Dragon could not be used
         raise PartialFailure(outcome.error, summary=summarize(outcome), metrics=metrics)
-    # a change for the hooks: the patch the app should use is not the one meta.json held before
-    change = (
-        Change(
-            (str(ctx.settings.layout.meta_file),),
-            {"patch": outcome.patch, "previous_patch": outcome.previous_patch or ""},
-        )
-        if outcome.patch != outcome.previous_patch
-        else None
-    )
-    return JobResult(summary=summarize(outcome), metrics=metrics, change=change)
+    return JobResult(summary=summarize(outcome), metrics=metrics)

@@ -21,7 +21,7 @@ from typing import Any
 from stratmancer_jobs.atomicio import atomic_write_json
 from stratmancer_jobs.clock import iso
 from stratmancer_jobs.errors import InputError
-from stratmancer_jobs.jobs import Change, JobContext, JobResult
+from stratmancer_jobs.jobs import BeforeCommit, Change, JobContext, JobResult, nothing_to_record
 from stratmancer_jobs.jobs.registry.cards import (
     MAX_CARD_BYTES,
     Changes,
@@ -205,9 +205,16 @@ def _previous_models(path: Path, log: logging.Logger) -> dict[str, str]:
 
 
 def refresh_registry(
-    layout: Layout, now: datetime, log: logging.Logger, *, require_calibrator: bool = True
+    layout: Layout,
+    now: datetime,
+    log: logging.Logger,
+    *,
+    require_calibrator: bool = True,
+    before_commit: BeforeCommit = nothing_to_record,
 ) -> RegistryOutcome:
-    """Validate every card, judge what the app serves, write the snapshot atomically, and return it."""
+    """Validate every card, judge what the app serves, write the snapshot atomically, and return it.
+
+    A snapshot that changes what the app serves is announced through ``before_commit`` first."""
     cards_dir = layout.modelcards_dir
     if not cards_dir.is_dir():
         raise InputError(f"model card directory {cards_dir} does not exist")
@@ -262,6 +269,9 @@ def refresh_registry(
         "unservable": [{"file": bad.file, "reason": bad.reason} for bad in unservable],
         "changes": {"added": changes.added, "removed": changes.removed, "changed": changes.changed},
     }
+    changed = previous != _signature(snapshot)
+    if changed:
+        before_commit(Change((str(layout.registry_file),)))
     atomic_write_json(layout.registry_file, snapshot)
     for name in changes.added:
         log.info(f"new model card: {name}")
@@ -275,7 +285,6 @@ def refresh_registry(
         log.warning(warning)
     if not valid:
         log.warning(f"no model cards in {cards_dir}")
-    changed = previous != _signature(snapshot)
     return RegistryOutcome(valid, invalid, active, changes, served, unservable, changed)
 
 
@@ -283,7 +292,11 @@ def run(ctx: JobContext) -> JobResult:
     """Runner entry point."""
     layout = ctx.settings.layout
     outcome = refresh_registry(
-        layout, ctx.now, ctx.log, require_calibrator=ctx.settings.registry.require_calibrator
+        layout,
+        ctx.now,
+        ctx.log,
+        require_calibrator=ctx.settings.registry.require_calibrator,
+        before_commit=ctx.before_commit,
     )
     metrics: dict[str, float | str] = {
         "models_registered": len(outcome.valid),
@@ -297,6 +310,5 @@ def run(ctx: JobContext) -> JobResult:
     return JobResult(
         summary=outcome.summary(),
         metrics=metrics,
-        change=Change((str(layout.registry_file),)) if outcome.changed else None,
         warning=outcome.warning,
     )
