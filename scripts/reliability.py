@@ -3,6 +3,7 @@
     python scripts/reliability.py                      # 3x20 load + 20 readers, 50 SIGKILLs per job, ...
     python scripts/reliability.py --kills 100 --examples 500
     python scripts/reliability.py --only crash
+    python scripts/reliability.py --only "random kills" --delivery-kills 100   # issue 19's families
 
 The scenario code is the tests' own (tests/reliability/scenarios.py and hostile.py); only the counts
 differ. Exit status 1 when any scenario had a failure; the first failures of each are listed below
@@ -22,7 +23,7 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
-from tests.reliability import hostile, scenarios  # noqa: E402
+from tests.reliability import hostile, scenario_delivery, scenarios  # noqa: E402
 from tests.reliability.harness import JOBS, Outcome  # noqa: E402
 
 
@@ -40,6 +41,24 @@ def _plan(args: argparse.Namespace) -> list[tuple[str, Callable[[Path], Outcome]
                 f"sigterm {cmd}",
                 lambda base, cmd=cmd: scenarios.crashes(
                     base, cmd, args.kills // 2, seed=args.seed, sig=signal.SIGTERM
+                ),
+            )
+        )
+    for cmd in JOBS:
+        plan.append(
+            (
+                f"kill points {cmd}",
+                lambda base, cmd=cmd: scenario_delivery.kill_points(
+                    base, cmd, (signal.SIGKILL, signal.SIGTERM, signal.SIGALRM)
+                ),
+            )
+        )
+    for cmd in JOBS:
+        plan.append(
+            (
+                f"random kills {cmd}",
+                lambda base, cmd=cmd: scenario_delivery.random_kills(
+                    base, cmd, args.delivery_kills, seed=args.seed
                 ),
             )
         )
@@ -82,6 +101,12 @@ def main() -> int:
     )
     parser.add_argument("--load", type=int, default=20, help="processes per job, and status readers (20)")
     parser.add_argument("--kills", type=int, default=50, help="SIGKILL trials per job (50)")
+    parser.add_argument(
+        "--delivery-kills",
+        type=int,
+        default=100,
+        help="runs with a recording hook stopped at random moments, per job (100)",
+    )
     parser.add_argument("--examples", type=int, default=300, help="hypothesis examples per input kind (300)")
     parser.add_argument(
         "--seed", type=int, default=0, help="random seed for kills, load order and hypothesis"
