@@ -108,18 +108,20 @@ def atomic_write_bytes(path: Path, data: bytes, *, mode: int | None = None) -> N
     """
     path = Path(path)
     directory = path.parent
-    if path.is_dir():
+    if path.is_dir() and not path.is_symlink():
         raise StorageError(f"cannot write {path}: it is a directory")
     try:
         make_dirs(directory)
     except OSError as exc:
         raise StorageError(f"cannot create directory {directory}: {_describe(exc)}") from None
     try:
-        existing: os.stat_result | None = path.stat()
+        existing: os.stat_result | None = path.lstat()
     except FileNotFoundError:
         existing = None
     except OSError as exc:
         raise StorageError(f"cannot stat {path}: {_describe(exc)}") from None
+    if existing is not None and stat.S_ISLNK(existing.st_mode):
+        existing = None  # a symlink at the name is replaced like a missing file: its target is never read
     if mode is None:
         mode = stat.S_IMODE(existing.st_mode) if existing is not None else DEFAULT_MODE
     tmp_name: str | None = None

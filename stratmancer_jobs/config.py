@@ -367,11 +367,19 @@ def _metrics_path(root: Path, value: str, where: str) -> Path | None:
         return None
     path = Path(value).expanduser()
     if path.is_absolute():
-        return path.resolve()
-    resolved = (root / path).resolve()
-    if not resolved.is_relative_to(root):
+        return named_path(path)
+    named = named_path(root / path)
+    if not named.is_relative_to(root):
         raise ConfigError(f"{where} {value!r} points outside the deployment root; use an absolute path")
-    return resolved
+    return named
+
+
+def named_path(path: Path) -> Path:
+    """``path`` made absolute with its directories resolved but its last component kept as named: the
+    metrics file is written beside the name and renamed over it, so a symlink there is replaced, never
+    followed (resolving it would write through the link into its target)."""
+    path = Path(os.path.abspath(path))
+    return path.parent.resolve() / path.name
 
 
 def check_timeout(value: float | None) -> float | None:
@@ -428,7 +436,7 @@ def load_settings(
         chosen = from_env or from_cfg
         metrics_file = _metrics_path(root, chosen, "STRATMANCER_METRICS_FILE" if from_env else "metrics_file")
     else:
-        metrics_file = metrics_file.expanduser().resolve()
+        metrics_file = named_path(metrics_file.expanduser())
 
     return Settings(
         layout=layout,

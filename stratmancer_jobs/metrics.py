@@ -7,12 +7,15 @@ half-written file.
 from __future__ import annotations
 
 import math
+import os
+import stat
 from collections.abc import Iterable
+from pathlib import Path
 
 from stratmancer_jobs.atomicio import atomic_write_text
 from stratmancer_jobs.clock import parse_iso
 from stratmancer_jobs.config import Settings
-from stratmancer_jobs.errors import StateError
+from stratmancer_jobs.errors import StateError, StorageError
 from stratmancer_jobs.jobtable import JOBS
 from stratmancer_jobs.state import State, empty_state, last_completed_status, load_state
 
@@ -128,9 +131,33 @@ def write_metrics(settings: Settings, state: State | None = None) -> None:
     """Render ``state`` (the one the runner just committed; read from the file when None) into the
     configured textfile atomically."""
     assert settings.metrics_file is not None
+    refuse_special(settings.metrics_file)
     if state is None:
         try:
             state = load_state(settings.layout.state_file)
         except StateError:
             state = empty_state()
     atomic_write_text(settings.metrics_file, render_metrics(state))
+
+
+SPECIAL_KINDS = (
+    (stat.S_ISCHR, "a character device"),
+    (stat.S_ISBLK, "a block device"),
+    (stat.S_ISFIFO, "a FIFO"),
+    (stat.S_ISSOCK, "a socket"),
+    (stat.S_ISDIR, "a directory"),
+)
+
+
+def refuse_special(path: Path) -> None:
+    """Raise StorageError unless ``path`` is missing, a regular file or a symlink (which the write
+    replaces, never follows): a device, a FIFO or a directory at the name is left alone."""
+    try:
+        mode = os.lstat(path).st_mode
+    except FileNotFoundError:
+        return
+    except OSError as exc:
+        raise StorageError(f"cannot stat {path}: {exc.strerror or exc}") from None
+    for test, kind in SPECIAL_KINDS:
+        if test(mode):
+            raise StorageError(f"{path} is {kind}, not a regular file; remove it or choose another path")

@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import os
+import stat
 from collections.abc import Callable
 from pathlib import Path
 
+import pytest
 from prometheus_client.parser import text_string_to_metric_families
 from typer.testing import Result
 
@@ -64,3 +67,63 @@ def test_text_values_become_info_labels() -> None:
     families = {f.name: f for f in text_string_to_metric_families(render_metrics(decode(state)))}
     info = families["stratmancer_job_info"].samples[0]
     assert info.labels == {"job": "refresh_patch_meta", "key": "patch", "value": '16."23'}
+
+
+@pytest.mark.parametrize("how", ["flag", "env", "config"])
+def test_a_symlink_at_the_metrics_path_is_replaced_never_followed(
+    cli: Callable[..., Result], root: Path, tmp_path: Path, how: str
+) -> None:
+    """A symlink at the metrics path (flag, env, config) is replaced by the file; its target is untouched."""
+    write_card(root, "mid", "20251101_164237")
+    target = tmp_path / "system-file"
+    target.write_text("precious\n")
+    link = root / "textfile" / "sj.prom"
+    link.parent.mkdir()
+    link.symlink_to(target)
+    args: tuple[str, ...] = ("refresh-registry",)
+    env = None
+    if how == "flag":
+        args = ("--metrics-file", str(link), *args)
+    elif how == "env":
+        env = {"STRATMANCER_METRICS_FILE": str(link)}
+    else:
+        (root / "config/jobs.toml").write_text('metrics_file = "textfile/sj.prom"\n')
+    result = cli(*args, env=env)
+    assert result.exit_code == 0, result.output
+    assert target.read_text() == "precious\n"
+    assert not link.is_symlink() and "stratmancer_" in link.read_text()
+
+
+def _char_device(tmp_path: Path) -> Path:
+    """A character device to name: a null device made here when allowed (root), else /dev/null itself."""
+    node = tmp_path / "null-device"
+    try:
+        os.mknod(node, stat.S_IFCHR | 0o666, os.makedev(1, 3))
+    except PermissionError:
+        return Path("/dev/null")
+    return node
+
+
+@pytest.mark.parametrize(
+    ("kind", "word"), [("chr", "a character device"), ("fifo", "a FIFO"), ("dir", "a directory")]
+)
+def test_a_device_fifo_or_directory_at_the_metrics_path_is_refused(
+    cli: Callable[..., Result], root: Path, tmp_path: Path, kind: str, word: str
+) -> None:
+    """A device, FIFO or directory at the metrics path is left alone with a warning line; the run exits 0."""
+    write_card(root, "mid", "20251101_164237")
+    if kind == "chr":
+        path = _char_device(tmp_path)
+    elif kind == "fifo":
+        path = tmp_path / "fifo.prom"
+        os.mkfifo(path)
+    else:
+        path = tmp_path / "dir.prom"
+        path.mkdir()
+    before = os.lstat(path)
+    result = cli("--metrics-file", str(path), "refresh-registry")
+    assert result.exit_code == 0, result.output
+    assert f"metrics not written: {path} is {word}" in result.stderr
+    after = os.lstat(path)
+    assert (after.st_mode, after.st_ino, after.st_rdev) == (before.st_mode, before.st_ino, before.st_rdev)
+    assert not [p for p in path.parent.iterdir() if p.name.endswith(".tmp")]
