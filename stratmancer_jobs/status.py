@@ -3,9 +3,12 @@
 from __future__ import annotations
 
 import json
+import os
+import stat
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from stratmancer_jobs.config import Settings
@@ -114,15 +117,46 @@ def build_report(
     return StatusReport(rows, state_error)
 
 
+MAX_PROGRESS_BYTES = 64 * 1024  # the runner writes ~120 bytes; anything larger is not its file
+MAX_PROGRESS_BRACKETS = 4  # the runner's document is one flat object: no deep nesting to parse
+
+
+def _read_small_file(path: Path, limit: int) -> bytes | None:
+    """The bytes of ``path`` if it is a regular file of at most ``limit`` bytes, else None.
+
+    Opened without following a symlink and without blocking (a FIFO there would hang ``status``); a
+    device, a FIFO, a directory or a huge (even sparse) file is refused before anything is read.
+    """
+    flags = os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | getattr(os, "O_CLOEXEC", 0)
+    try:
+        fd = os.open(path, flags)
+    except OSError:
+        return None
+    try:
+        info = os.fstat(fd)
+        if not stat.S_ISREG(info.st_mode) or info.st_size > limit:
+            return None
+        data = os.read(fd, limit + 1)
+    except OSError:
+        return None
+    finally:
+        os.close(fd)
+    return data if len(data) <= limit else None
+
+
 def read_progress(settings: Settings, spec: JobSpec) -> Progress | None:
-    """The running job's progress file, read without a lock (it is replaced atomically); None if absent
-    or not what the runner writes."""
+    """The running job's progress file, read without a lock (it is replaced atomically); None
+    ("progress unknown") if absent or not what the runner writes: a link, a special or large file,
+    nested or malformed JSON."""
     from stratmancer_jobs.jobs import Progress
 
+    raw = _read_small_file(settings.layout.job_progress(spec.id), MAX_PROGRESS_BYTES)
+    if raw is None or raw.count(b"{") + raw.count(b"[") > MAX_PROGRESS_BRACKETS:
+        return None
     try:
-        data = json.loads(settings.layout.job_progress(spec.id).read_bytes())
+        data = json.loads(raw)
         values = [data[k] for k in ("files_done", "files_total", "bytes_done", "bytes_total")]
-    except (OSError, ValueError, TypeError, KeyError):
+    except (ValueError, TypeError, KeyError, RecursionError):
         return None
     if not all(type(v) is int and v >= 0 for v in values):
         return None
