@@ -4,6 +4,7 @@ No ``from __future__ import annotations`` here: Typer reads every command's para
 and string annotations would be eval()ed (compiled) on each run; real ones come from the .pyc.
 """
 
+import contextlib
 import io
 import logging
 import os
@@ -253,9 +254,9 @@ def status(
         now = utc_now().astimezone(settings.timezone)
         return (build_report(settings, now, specs) if specs else build_report(settings, now)), now
 
-    if watch and sys.stdout.isatty() and not wide:
+    if watch and sys.stdout.isatty() and not wide and not _console().is_dumb_terminal:
         _watch(report_now, detail=job is not None, every_s=every_s)
-    if watch:  # a pipe or a log: one plain table per interval, each printed and flushed at once
+    if watch:  # a pipe, a log, TERM=dumb (no cursor control): one plain table per interval, flushed
         _watch_plain(report_now, detail=job is not None, wide=wide, every_s=every_s)
     report, now = report_now()
     if report.state_error:
@@ -328,6 +329,7 @@ def _watch(report_now: Any, *, detail: bool, every_s: float) -> NoReturn:
             return render.detail_view(report.jobs[0], now)
         return render.watch_frame(report, now, console.width, every_s)
 
+    _stop_on_signals()
     try:
         with Live(frame(), console=console, auto_refresh=False, redirect_stderr=False) as live:
             while True:
@@ -335,22 +337,35 @@ def _watch(report_now: Any, *, detail: bool, every_s: float) -> NoReturn:
                 live.update(frame(), refresh=True)
     except KeyboardInterrupt:
         pass
+    except OSError:  # the terminal went away (SIGHUP after a closed window): nothing left to draw on
+        pass
+    finally:  # Live shows the cursor again when it stops; this covers a stop half-way through a frame
+        with contextlib.suppress(OSError):
+            console.show_cursor(True)
     raise typer.Exit(EXIT_OK)
+
+
+def _stop_on_signals() -> None:
+    """SIGTERM and SIGHUP end ``--watch`` as Ctrl-C does (exit 0), through the same clean-up: the
+    terminal's cursor is shown again, a pipe is flushed."""
+    import signal
+
+    def stop(signum: int, frame: Any) -> NoReturn:
+        raise KeyboardInterrupt
+
+    for signum in (signal.SIGTERM, signal.SIGHUP):
+        signal.signal(signum, stop)
 
 
 def _watch_plain(report_now: Any, *, detail: bool, wide: bool, every_s: float) -> NoReturn:
     """`status --watch` without a terminal: the plain output (ISO times) every ``every_s`` seconds,
     each block after a blank line and flushed, so a log or `| tee` shows it as it comes; Ctrl-C or
     SIGTERM exits 0, a closed pipe (`| head`) exits 0 quietly."""
-    import signal
     import time
 
     from stratmancer_jobs import render
 
-    def stop(signum: int, frame: Any) -> NoReturn:
-        raise KeyboardInterrupt
-
-    signal.signal(signal.SIGTERM, stop)
+    _stop_on_signals()
     first = True
     try:
         while True:
