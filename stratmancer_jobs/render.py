@@ -325,7 +325,7 @@ def job_detail(job: JobStatus, now: datetime) -> str:
         f"  duration        {_duration(r.last_duration_s)}",
         f"  summary         {r.last_summary or '-'}",
         f"  warning         {r.last_warning or '-'}",
-        f"  pending change  {_pending(r)}",
+        f"  pending change  {pending_text(job)}",
         f"  counts          success {r.success_count}, error {r.error_count}, skipped {r.skipped_count}",
         f"  recent runs ({len(runs)}, oldest first):",
         *runs,
@@ -340,14 +340,16 @@ def _progress_text(job: JobStatus) -> str:
     return f"{p.files_done}/{p.files_total} files, {p.bytes_done:,}/{p.bytes_total:,} bytes"
 
 
-def _pending(record: JobRecord) -> str:
-    """The change whose on_change hooks are still owed: since when, how many tries, the last error."""
-    p = record.pending_change
+def pending_text(job: JobStatus) -> str:
+    """The change whose on_change hooks are still owed: since when, how many tries, the last error,
+    which hooks."""
+    p = job.record.pending_change
     if p is None:
         return "-"
     tries = f", {p.attempts} attempt{'s' if p.attempts != 1 else ''}" if p.attempts else ""
     error = f", last error: {p.last_error}" if p.last_error else ""
-    return f"hooks owed since {p.first_seen or '?'}{tries}{error}"
+    owed = f"; owed by: {', '.join(job.hooks_owed)}" if job.hooks_owed else ""
+    return f"hooks owed since {p.first_seen or '?'}{tries}{error}{owed}"
 
 
 def recent_runs_lines(record: JobRecord, limit: int = RECENT_RUNS) -> list[str]:

@@ -20,6 +20,7 @@ from stratmancer_jobs.schedule import describe, next_run
 from stratmancer_jobs.state import JobRecord, RunMarker, State, empty_state, encodable, load_state
 
 if TYPE_CHECKING:  # the jobs package (and its logging) is imported only when a progress file is read
+    from stratmancer_jobs.hookspec import HookSpec
     from stratmancer_jobs.jobs import Progress
 
 
@@ -31,6 +32,17 @@ class JobStatus:
     record: JobRecord
     health: Health
     progress: Progress | None = None  # a live run's last published progress (not in --json)
+    hooks: tuple[HookSpec, ...] = ()  # the job's configured on_change hooks
+
+    @property
+    def hooks_owed(self) -> list[str]:
+        """The hooks (described, never a header value) that still owe the pending change a success."""
+        pending = self.record.pending_change
+        if pending is None:
+            return []
+        from stratmancer_jobs.hookspec import describe as describe_hook  # only when a change is owed
+
+        return [describe_hook(h) for h in self.hooks if h.key not in pending.succeeded]
 
     @property
     def schedule_text(self) -> str:
@@ -55,8 +67,23 @@ class JobStatus:
         running = self.record.running if self.health.state == "running" else None
         # the marker's pid_starttime is internal (it tells a reused pid apart); the output is unchanged
         out["running"] = {"pid": running.pid, "started": running.started} if running else None
+        out["pending_change"] = self.pending_json()
         out["recent_runs"] = [run.as_json() for run in self.record.runs]
         return out
+
+    def pending_json(self) -> dict[str, Any] | None:
+        """The change whose hooks are still owed (None: nothing owed): since when, attempts, the last
+        error, the changed paths and the hooks that have not succeeded for it yet."""
+        p = self.record.pending_change
+        if p is None:
+            return None
+        return {
+            "since": p.first_seen,
+            "attempts": p.attempts,
+            "last_error": p.last_error,
+            "paths": list(p.paths),
+            "hooks_owed": self.hooks_owed,
+        }
 
 
 @dataclass(frozen=True)
@@ -112,6 +139,7 @@ def build_report(
                 record=record,
                 health=(health := compute_health(record, schedule, settings.timezone, now, alive)),
                 progress=read_progress(settings, spec) if health.state == "running" else None,
+                hooks=settings.job_hooks(spec),
             )
         )
     return StatusReport(rows, state_error)
