@@ -70,3 +70,27 @@ def marker_alive(marker: Marker) -> bool:
         if actual is not None and actual != recorded:
             return False
     return True
+
+
+def thread_start_refused(exc: BaseException) -> str | None:
+    """One line for a thread that could not be started (``RuntimeError: can't start new thread``),
+    naming the limit that refused it; None for any other exception.
+
+    Under ``ulimit -v`` every thread reserves its stack (``ulimit -s``) out of the address space, so a
+    tight limit refuses the thread while the rest of the run still fits: a limit to raise, not a bug.
+    """
+    if not (isinstance(exc, RuntimeError) and "can't start new thread" in str(exc)):
+        return None
+    import resource
+
+    def kib(value: int) -> str:
+        return "unlimited" if value == resource.RLIM_INFINITY else f"{value // 1024} KiB"
+
+    space = resource.getrlimit(resource.RLIMIT_AS)[0]
+    stack = resource.getrlimit(resource.RLIMIT_STACK)[0]
+    if space != resource.RLIM_INFINITY:
+        return (
+            f"cannot start a thread: the address-space limit (ulimit -v) is {kib(space)} and each thread "
+            f"reserves a stack of {kib(stack)} (ulimit -s); raise the first or lower the second"
+        )
+    return "cannot start a thread: out of memory or a process/thread limit (ulimit -u, cgroup pids.max)"

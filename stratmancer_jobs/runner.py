@@ -42,6 +42,7 @@ from stratmancer_jobs.jobs import Change as JobChange
 from stratmancer_jobs.jobs import JobContext, JobResult, ProgressSink, load_job
 from stratmancer_jobs.jobtable import JobSpec
 from stratmancer_jobs.logs import redact
+from stratmancer_jobs.procs import thread_start_refused
 from stratmancer_jobs.progressfile import clear_progress, progress_recorder
 from stratmancer_jobs.schedule import is_due, next_run
 from stratmancer_jobs.state import (
@@ -336,8 +337,9 @@ def _run_locked(
             except Exception as exc:
                 if fired:  # the time limit's or SIGTERM's error, wrapped by the code it interrupted
                     raise fired[0] from exc
-                error, exit_code = f"{type(exc).__name__}: {exc}", EXIT_FAILED
-                _log_traceback(log, spec)
+                error, exit_code = thread_start_refused(exc) or f"{type(exc).__name__}: {exc}", EXIT_FAILED
+                if not thread_start_refused(exc):  # a limit to raise is one line; anything else is a bug
+                    _log_traceback(log, spec)
             if fired:  # swallowed where Python prints an exception and carries on (a finalizer)
                 raise fired[0]
             # whatever output is committed (this run's, even a failed one's, or an earlier run's still
