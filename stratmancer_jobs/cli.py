@@ -29,7 +29,7 @@ app = typer.Typer(
         "Keep StratMancer's derived files fresh from cron: the history index, the model registry and "
         "the patch metadata. Every run is locked, timed and recorded; `status` shows them all.\n\n"
         "Exit codes: 0 success or skipped (already running / not due), 1 the job failed, "
-        "2 usage or configuration error."
+        "2 usage or configuration error, 130 interrupted by Ctrl-C (recorded as interrupted)."
     ),
     no_args_is_help=True,
     add_completion=True,  # --install-completion / --show-completion (bash, zsh, fish)
@@ -157,10 +157,13 @@ def _run(
     settings = _settings(ctx, timeout)
     spec = find_job(job)
     log = logging.getLogger(LOGGER_NAME)
-    with progress_sink(enabled=sys.stderr.isatty() and not g.quiet) as sink:
-        outcome = run_job(
-            spec, settings, log=log, options=options, progress=sink, if_due=if_due, hooks=not no_hooks
-        )
+    try:
+        with progress_sink(enabled=sys.stderr.isatty() and not g.quiet) as sink:
+            outcome = run_job(
+                spec, settings, log=log, options=options, progress=sink, if_due=if_due, hooks=not no_hooks
+            )
+    except KeyboardInterrupt:  # the runner recorded the run as interrupted; 128 + SIGINT, as shells do
+        raise typer.Exit(EXIT_INTERRUPTED) from None
     # quiet success under cron: the log lines say it all; a person at a terminal gets the summary line
     if not g.quiet and sys.stdout.isatty() and outcome.summary and outcome.status in ("success", "not_due"):
         typer.echo(outcome.summary)
@@ -204,6 +207,7 @@ def _complete_job(incomplete: str) -> list[str]:
     return [name for spec in JOBS for name in (spec.command, spec.id) if name.startswith(incomplete)]
 
 
+EXIT_INTERRUPTED = 130  # a run stopped by Ctrl-C (recorded as interrupted, not as a failure)
 WATCH_DEFAULT_S = 2.0
 MAX_WATCH_S = 3600.0
 
@@ -263,6 +267,8 @@ def status(
         typer.echo(f"error: {report.state_error}", err=True)
     if check:
         typer.echo(report.check_line())
+        if settings.metrics_file is not None:  # a monitoring probe keeps the deadlines and health current
+            _write_metrics(settings, now, report if job is None else None)
         raise typer.Exit(report.level)
     if as_json:
         import json
@@ -271,6 +277,16 @@ def status(
     else:
         _print_status(report, now, detail=job is not None, wide=wide)
     raise typer.Exit(1 if report.state_error else EXIT_OK)
+
+
+def _write_metrics(settings: Settings, now: datetime, report: Any) -> None:
+    """Rewrite the metrics file; a failure is one warning line and changes no exit code."""
+    from stratmancer_jobs.metrics import write_metrics
+
+    try:
+        write_metrics(settings, now=now, report=report)
+    except StratmancerError as exc:
+        typer.echo(f"warning: metrics not written: {exc}", err=True)
 
 
 def _job_and_seconds(args: list[str], watch: bool) -> tuple[str | None, float]:
@@ -384,6 +400,16 @@ def _watch_plain(report_now: Any, *, detail: bool, wide: bool, every_s: float) -
     except BrokenPipeError:
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())  # no second error at exit
     raise typer.Exit(EXIT_OK)
+
+
+@app.command("prometheus-rules")
+def prometheus_rules(ctx: typer.Context) -> None:
+    """Print Prometheus alert rules for these jobs (failing, late, stuck, hooks owed, no servable model,
+    stale metrics file), for `rule_files` in prometheus.yml; they read the --metrics-file series."""
+    from stratmancer_jobs.alertrules import render_rules
+    from stratmancer_jobs.clock import utc_now
+
+    typer.echo(render_rules(_settings(ctx), utc_now()), nl=False)
 
 
 @app.command("crontab")

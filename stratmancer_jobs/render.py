@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING
 
 from stratmancer_jobs.clock import parse_iso
 from stratmancer_jobs.health import CRITICAL, WARNING
-from stratmancer_jobs.state import RECENT_RUNS, JobRecord
+from stratmancer_jobs.state import RECENT_RUNS, JobRecord, last_completed_status
 from stratmancer_jobs.status import JobStatus, StatusReport
 
 if TYPE_CHECKING:
@@ -30,13 +30,14 @@ HEALTH_STYLE = {
     "warning": "yellow",
     "failing": "bold red",
     "never run": "dim",
+    "new": "cyan",
 }
 UNKNOWN_STYLE = "yellow"  # a state this module does not know (e.g. "warning"): worth a look, not an alarm
-RUN_MARK = {"success": "ok", "error": "FAIL", "skipped": "skip"}
-RUN_STYLE = {"success": "green", "error": "bold red", "skipped": "yellow"}
+RUN_MARK = {"success": "ok", "error": "FAIL", "skipped": "skip", "interrupted": "int"}
+RUN_STYLE = {"success": "green", "error": "bold red", "skipped": "yellow", "interrupted": "magenta"}
 STRIP_RUNS = 8  # runs in the table's recent strip, oldest first
-STRIP_PLAIN = {"success": "+", "error": "x", "skipped": "-"}
-STRIP_TTY = {"success": "●", "error": "✗", "skipped": "○"}
+STRIP_PLAIN = {"success": "+", "error": "x", "skipped": "-", "interrupted": "!"}
+STRIP_TTY = {"success": "●", "error": "✗", "skipped": "○", "interrupted": "◌"}
 PLAIN_WIDTH = 120  # the plain table's line limit (without --wide): the last error is cut to fit
 MIN_ERROR_WIDTH = 12  # narrower than this, the last-error column is not worth showing
 ERROR_FIRST_WIDTH = 30  # the last error gets this much room before the absolute times are added
@@ -91,7 +92,7 @@ def _iso(moment: datetime | None, now: datetime, *, seconds: bool) -> str:
 
 
 def _local(moment: datetime | None, now: datetime) -> str:
-    return "-" if moment is None else moment.astimezone(now.tzinfo).strftime("%Y-%m-%d %H:%M")
+    return "-" if moment is None else moment.astimezone(now.tzinfo).strftime("%Y-%m-%d %H:%M %Z")
 
 
 def _last_run(job: JobStatus) -> datetime | None:
@@ -124,6 +125,14 @@ def recent(record: JobRecord, limit: int = 10) -> str:
 
 def _strip(record: JobRecord, marks: dict[str, str]) -> str:
     return "".join(marks.get(str(r.status), "?") for r in record.runs[-STRIP_RUNS:]) or "-"
+
+
+def _error_cell(job: JobStatus) -> str:
+    """The last error, only while the last completed run failed (after a success it is history: it
+    stays in ``status JOB``)."""
+    if last_completed_status(job.record) != "error":
+        return "-"
+    return _one_line(job.record.last_error_message)
 
 
 def _one_line(text: object) -> str:
@@ -180,12 +189,7 @@ COLUMNS = (
         lambda j, n: _strip(j.record, STRIP_TTY),
         lambda j, n, w: _strip(j.record, STRIP_PLAIN),
     ),
-    Column(
-        "error",
-        "last error",
-        lambda j, n: _one_line(j.record.last_error_message),
-        lambda j, n, w: _one_line(j.record.last_error_message),
-    ),
+    Column("error", "last error", lambda j, n: _error_cell(j), lambda j, n, w: _error_cell(j)),
 )
 BY_KEY = {c.key: c for c in COLUMNS}
 BASE = ("job", "schedule", "next", "last", "state", "took", "runs", "recent")
@@ -275,7 +279,7 @@ def watch_frame(report: StatusReport, now: datetime, width: int, every_s: float)
     from rich.console import Group
     from rich.text import Text
 
-    heading = Text(f"{now:%Y-%m-%d %H:%M:%S}  every {every_s:g}s, Ctrl-C to stop", style="dim")
+    heading = Text(f"{now:%Y-%m-%d %H:%M:%S %Z}  every {every_s:g}s, Ctrl-C to stop", style="dim")
     return Group(heading, table(report, now, width))
 
 
@@ -296,37 +300,75 @@ def plain_table(report: StatusReport, now: datetime, *, wide: bool = False) -> s
     rows += [[BY_KEY[k].plain(job, now, wide) for k in keys] for job in report.jobs]
     widths = [max(len(row[i]) for row in rows) for i in range(len(keys))]
     if not wide:
+        over = sum(widths[:-1]) + len(keys) - 1 + MIN_ERROR_WIDTH - PLAIN_WIDTH
+        strip = keys.index("recent")
+        if over > 0:  # long states or zone offsets: the strip keeps its newest runs first
+            keep = max(MIN_STRIP, widths[strip] - over)
+            for row in rows[1:]:
+                row[strip] = row[strip][-keep:]
+            widths[strip] = max(len(row[strip]) for row in rows)
         room = PLAIN_WIDTH - sum(widths[:-1]) - (len(keys) - 1)
         for row in rows[1:]:
             row[-1] = _cut(row[-1], max(1, room))
     lines = [" ".join(cell.ljust(widths[i]) for i, cell in enumerate(row)).rstrip() for row in rows]
+    if not wide:  # whatever else is long (a huge counter, a state with every note), the promise holds
+        lines = [_cut(line, PLAIN_WIDTH) for line in lines]
     return "\n".join(lines) + "\n"
 
 
 # --- one job ---------------------------------------------------------------------------------------
 
 
+def _iso_and_relative(moment: datetime | None, now: datetime) -> str:
+    return f"{moment.astimezone(now.tzinfo).isoformat()} ({relative(moment, now)})" if moment else "-"
+
+
+def _health_text(job: JobStatus) -> str:
+    """ "late (due 13:55 UTC, 3m late, grace 1m)"; a bare "ok" when the detail says no more."""
+    h = job.health
+    return h.state if h.detail in ("", h.state) else f"{h.state} ({h.detail})"
+
+
+def detail_rows(job: JobStatus, now: datetime) -> list[tuple[str, str, str]]:
+    """``status JOB``'s facts as (label, text, style): the one list both the plain text and the terminal
+    view draw, so neither can lack a row the other has. Times keep their zone (ISO offsets)."""
+    r = job.record
+    counts = f"success {r.success_count}, error {r.error_count}, skipped {r.skipped_count}"
+    if r.interrupted_count:
+        counts += f", interrupted {r.interrupted_count}"
+    limits = f"grace {job.grace_s}s, time limit {job.timeout_s or 'none'}{'s' if job.timeout_s else ''}"
+    rows = [
+        ("schedule", f"{job.schedule} ({job.schedule_text}), {limits}", ""),
+        ("next run", _iso_and_relative(job.next_run, now), ""),
+        ("deadline", _iso_and_relative(job.deadline, now), ""),
+        ("health", _health_text(job), state_style(job)),
+    ]
+    if job.progress is not None:
+        rows.append(("progress", _progress_text(job), ""))
+    if r.running is not None and r.running.host and job.health.state == "running":
+        rows.append(("running on", f"{r.running.host} (pid {r.running.pid})", ""))
+    rows += [
+        ("last status", str(r.last_status or "-"), RUN_STYLE.get(str(r.last_status), "")),
+        ("last started", r.last_started or "-", ""),
+        ("last finished", r.last_finished or "-", ""),
+        ("last success", r.last_success or "-", ""),
+        ("last error", r.last_error or "-", ""),
+        ("error message", r.last_error_message or "-", "red" if r.last_error_message else ""),
+        ("duration", _duration(r.last_duration_s), ""),
+        ("summary", r.last_summary or "-", ""),
+        ("warning", r.last_warning or "-", "yellow" if r.last_warning else ""),
+        ("pending change", pending_text(job), "yellow" if r.pending_change else ""),
+        ("counts", counts, ""),
+    ]
+    return rows
+
+
 def job_detail(job: JobStatus, now: datetime) -> str:
     """Everything about one job, with its last RECENT_RUNS runs."""
-    r = job.record
-    runs = recent_runs_lines(r)
+    runs = recent_runs_lines(job.record)
     lines = [
         f"{job.spec.id} ({job.spec.command}): {job.spec.name}",
-        f"  schedule        {job.schedule} ({job.schedule_text})",
-        f"  next run        {job.next_run.isoformat()}",
-        f"  health          {job.health.state} ({job.health.detail})",
-        *([f"  progress        {_progress_text(job)}"] if job.progress else []),
-        f"  last status     {r.last_status or '-'}",
-        f"  last started    {r.last_started or '-'}",
-        f"  last finished   {r.last_finished or '-'}",
-        f"  last success    {r.last_success or '-'}",
-        f"  last error      {r.last_error or '-'}",
-        f"  error message   {r.last_error_message or '-'}",
-        f"  duration        {_duration(r.last_duration_s)}",
-        f"  summary         {r.last_summary or '-'}",
-        f"  warning         {r.last_warning or '-'}",
-        f"  pending change  {pending_text(job)}",
-        f"  counts          success {r.success_count}, error {r.error_count}, skipped {r.skipped_count}",
+        *(f"  {label:<15} {text}" for label, text, _style in detail_rows(job, now)),
         f"  recent runs ({len(runs)}, oldest first):",
         *runs,
     ]
@@ -371,30 +413,9 @@ def detail_view(job: JobStatus, now: datetime) -> RenderableType:
     facts = Table.grid(padding=(0, 2))
     facts.add_column(style="bold", no_wrap=True)
     facts.add_column(overflow="fold")
-    rows: list[tuple[str, str | Text]] = [
-        ("job", f"{job.spec.id} ({job.spec.command})"),
-        ("name", job.spec.name),
-        ("schedule", f"{job.schedule} ({job.schedule_text})"),
-        ("next run", f"{job.next_run.isoformat()} ({relative(job.next_run, now)})"),
-        ("state", Text(state_cell(job), style=state_style(job))),
-        ("health", job.health.detail),
-    ]
-    if job.progress is not None:
-        rows.append(("progress", _progress_text(job)))
-    if r.running is not None and r.running.host:
-        rows.append(("running on", f"{r.running.host} (pid {r.running.pid})"))
-    rows += [
-        ("last run", f"{r.last_finished or r.last_started or '-'} ({relative(_last_run(job), now)})"),
-        ("last status", Text(str(r.last_status or "-"), style=RUN_STYLE.get(str(r.last_status), ""))),
-        ("last success", r.last_success or "-"),
-        ("last error", r.last_error or "-"),
-        ("error message", Text(r.last_error_message or "-", style="red" if r.last_error_message else "")),
-        ("duration", took(r.last_duration_s)),
-        ("summary", r.last_summary or "-"),
-        ("counts", f"success {r.success_count}, error {r.error_count}, skipped {r.skipped_count}"),
-    ]
-    for key, value in rows:
-        facts.add_row(key, value)
+    facts.add_row("job", f"{job.spec.id} ({job.spec.command}): {job.spec.name}")
+    for label, text, style in detail_rows(job, now):
+        facts.add_row(label, Text(text, style=style))
     runs = Table(title=f"recent runs ({len(r.runs[-RECENT_RUNS:])}, oldest first)", title_justify="left")
     runs.add_column("started", no_wrap=True)
     runs.add_column("result", no_wrap=True)

@@ -54,6 +54,7 @@ from stratmancer_jobs.state import (
     in_the_future,
     mark_failed_unrun,
     mark_finished,
+    mark_interrupted,
     mark_skipped,
     mark_started,
 )
@@ -381,6 +382,7 @@ def _run_locked(
             lambda r: _finished(
                 r,
                 delivery,
+                interrupted=interrupted,
                 ok=ok,
                 started=started,
                 finished=finished,
@@ -421,10 +423,17 @@ def _run_locked(
     return RunOutcome(status, exit_code, summary=summary, error=error, duration_s=duration)
 
 
-def _finished(record: JobRecord, delivery: Delivery | None, **outcome: Any) -> JobRecord:
-    """``mark_finished`` and the pending change left after the hooks; when they did not run
-    (``delivery`` None), the pending change stored (an earlier run's, or this run's intent) stays."""
-    finished = mark_finished(record, **outcome)
+def _finished(
+    record: JobRecord, delivery: Delivery | None, *, interrupted: bool = False, **outcome: Any
+) -> JobRecord:
+    """``mark_finished`` (``mark_interrupted`` for a Ctrl-C: neither a success nor a failure) and the
+    pending change left after the hooks; when they did not run (``delivery`` None), the pending change
+    stored (an earlier run's, or this run's intent) stays."""
+    if interrupted:
+        keep = ("started", "finished", "duration_s", "host")
+        finished = mark_interrupted(record, **{k: v for k, v in outcome.items() if k in keep})
+    else:
+        finished = mark_finished(record, **outcome)
     return finished if delivery is None else replace(finished, pending_change=delivery.pending)
 
 

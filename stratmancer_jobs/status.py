@@ -11,17 +11,31 @@ from datetime import datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from stratmancer_jobs.clock import parse_iso
 from stratmancer_jobs.config import Settings
 from stratmancer_jobs.errors import StateError
-from stratmancer_jobs.health import CRITICAL, OK, WARNING, Health, compute_health
+from stratmancer_jobs.health import CRITICAL, OK, WARNING, Health, compute_health, deadline
 from stratmancer_jobs.jobtable import JOBS, JobSpec
 from stratmancer_jobs.procs import marker_alive
 from stratmancer_jobs.schedule import describe, next_run
-from stratmancer_jobs.state import JobRecord, RunMarker, State, empty_state, encodable, load_state
+from stratmancer_jobs.state import (
+    JobRecord,
+    RunMarker,
+    State,
+    empty_state,
+    encodable,
+    first_recorded,
+    in_the_future,
+    load_state,
+)
 
 if TYPE_CHECKING:  # the jobs package (and its logging) is imported only when a progress file is read
     from stratmancer_jobs.hookspec import HookSpec
     from stratmancer_jobs.jobs import Progress
+
+
+JSON_SCHEMA_VERSION = 2  # `status --json`: 2 added schema_version, deadline, grace/timeout, pending_change
+LEVEL_NAMES = {OK: "ok", WARNING: "warning", CRITICAL: "critical"}
 
 
 @dataclass(frozen=True)
@@ -31,8 +45,11 @@ class JobStatus:
     next_run: datetime
     record: JobRecord
     health: Health
-    progress: Progress | None = None  # a live run's last published progress (not in --json)
+    progress: Progress | None = None  # a live run's last published progress
     hooks: tuple[HookSpec, ...] = ()  # the job's configured on_change hooks
+    deadline: datetime | None = None  # after this the job is late (due time plus grace)
+    grace_s: int = 0
+    timeout_s: int = 0
 
     @property
     def hooks_owed(self) -> list[str]:
@@ -60,13 +77,26 @@ class JobStatus:
             "schedule_text": self.schedule_text,
             "next_run": self.next_run.isoformat(),
         }
+        out["grace_seconds"] = self.grace_s
+        out["timeout_seconds"] = self.timeout_s
+        out["deadline"] = self.deadline.isoformat() if self.deadline else None
         out.update(self.record.fields())
         out["health"] = self.health.state
-        out["health_detail"] = self.health.detail
+        out["health_level"] = LEVEL_NAMES[self.health.level]
+        out["health_detail"] = self.health.detail  # the reason: "due 13:55 UTC, 3m late, grace 1m"
         out["consecutive_failures"] = self.record.consecutive_failures
         running = self.record.running if self.health.state == "running" else None
         # the marker's pid_starttime is internal (it tells a reused pid apart); the output is unchanged
-        out["running"] = {"pid": running.pid, "started": running.started} if running else None
+        out["running"] = (
+            {"pid": running.pid, "started": running.started, "host": running.host} if running else None
+        )
+        p = self.progress
+        out["progress"] = (
+            {"files_done": p.files_done, "files_total": p.files_total}
+            | {"bytes_done": p.bytes_done, "bytes_total": p.bytes_total}
+            if p is not None
+            else None
+        )
         out["pending_change"] = self.pending_json()
         out["recent_runs"] = [run.as_json() for run in self.record.runs]
         return out
@@ -90,6 +120,7 @@ class JobStatus:
 class StatusReport:
     jobs: list[JobStatus]
     state_error: str | None
+    first_run: str | None = None  # the deployment's first recorded run
 
     @property
     def level(self) -> int:
@@ -98,8 +129,10 @@ class StatusReport:
         return CRITICAL if self.state_error else worst
 
     def as_json(self) -> dict[str, Any]:
-        out: dict[str, Any] = {"total_jobs": len(self.jobs), "jobs": [job.as_json() for job in self.jobs]}
+        out: dict[str, Any] = {"schema_version": JSON_SCHEMA_VERSION, "total_jobs": len(self.jobs)}
+        out["jobs"] = [job.as_json() for job in self.jobs]
         out["state_error"] = self.state_error
+        out["first_run"] = self.first_run
         return out
 
     def check_line(self) -> str:
@@ -119,30 +152,42 @@ def build_report(
     now: datetime,
     specs: tuple[JobSpec, ...] = JOBS,
     alive: Callable[[RunMarker], bool] = marker_alive,
+    state: State | None = None,
 ) -> StatusReport:
-    """Read the state once and compute every job's row at ``now``."""
+    """Read the state once (unless given: the one a run just committed) and compute every job's row at
+    ``now``."""
     state_error: str | None = None
-    try:
-        state: State = load_state(settings.layout.state_file)
-    except StateError as exc:
-        state_error = encodable(str(exc))  # the path may hold bytes that are not UTF-8
-        state = empty_state()
+    if state is None:
+        try:
+            state = load_state(settings.layout.state_file)
+        except StateError as exc:
+            state_error = encodable(str(exc))  # the path may hold bytes that are not UTF-8
+            state = empty_state()
+    first_run = state.first_run or first_recorded(state)
+    since = parse_iso(first_run)
+    zone = settings.timezone
     rows = []
     for spec in specs:
         schedule = settings.job(spec)
         record = state.job(spec.id)
+        last_success = parse_iso(record.last_success)
         rows.append(
             JobStatus(
                 spec=spec,
                 schedule=schedule.schedule,
-                next_run=next_run(schedule.schedule, settings.timezone, now),
+                next_run=next_run(schedule.schedule, zone, now),
                 record=record,
-                health=(health := compute_health(record, schedule, settings.timezone, now, alive)),
+                health=(health := compute_health(record, schedule, zone, now, alive, since)),
                 progress=read_progress(settings, spec) if health.state == "running" else None,
                 hooks=settings.job_hooks(spec),
+                deadline=deadline(
+                    None if in_the_future(last_success, now) else last_success, schedule, zone, now, since
+                ),
+                grace_s=schedule.grace_s,
+                timeout_s=schedule.timeout_s,
             )
         )
-    return StatusReport(rows, state_error)
+    return StatusReport(rows, state_error, first_run)
 
 
 MAX_PROGRESS_BYTES = 64 * 1024  # the runner writes ~120 bytes; anything larger is not its file

@@ -47,7 +47,7 @@ def test_ok_within_grace_and_late_after_it() -> None:
     )
     late = compute_health(record, HOURLY, UTCZ, datetime(2026, 1, 1, 13, 5, 1, tzinfo=UTC), _dead)
     assert (late.state, late.level) == ("late", WARNING)
-    assert "late by 1s" in late.detail
+    assert late.detail == "due 13:00 UTC, 5m late, grace 5m"
 
 
 def test_late_by_more_than_twice_the_interval_is_critical() -> None:
@@ -78,7 +78,7 @@ def test_running_shows_age_and_warns_past_limit() -> None:
     over = compute_health(record, HOURLY, UTCZ, datetime(2026, 1, 1, 13, 40, tzinfo=UTC), _alive)
     assert (over.state, over.level) == ("running", WARNING) and "past its 1800s limit" in over.detail
     dead = compute_health(record, HOURLY, UTCZ, datetime(2026, 1, 1, 13, 10, tzinfo=UTC), _dead)
-    assert (dead.state, dead.cell) == ("late", "late 5m (killed)")  # the 13:00 run died
+    assert (dead.state, dead.cell) == ("late", "late 10m (killed)")  # the 13:00 run died
 
 
 def test_spring_forward_03_00_fires_right_after_the_gap() -> None:

@@ -168,7 +168,7 @@ def test_status_check_with_a_stopped_marker_process_is_critical(
     assert check.exit_code == 2, check.output
     assert "refresh_patch_meta=running (running for 2d" in check.stdout and "limit" in check.stdout
     shown = json.loads(cli("status", "--json").stdout)["jobs"][2]
-    assert shown["health"] == "running" and set(shown["running"]) == {"pid", "started"}
+    assert shown["health"] == "running" and set(shown["running"]) == {"pid", "started", "host"}
 
 
 def test_future_last_success_is_reported_and_not_a_success() -> None:

@@ -33,12 +33,16 @@ def test_metrics_written_after_success_failure_and_parse(cli: Callable[..., Resu
     assert "# HELP stratmancer_job_last_success_timestamp_seconds" in text
     assert "# TYPE stratmancer_job_runs_total counter" in text
     samples = _samples(prom)
-    job = (("job", "refresh_model_registry"),)
+    job = (("job_id", "refresh_model_registry"),)
     assert samples[("stratmancer_job_last_run_success", job)] == 0.0
     assert samples[("stratmancer_job_last_success_timestamp_seconds", job)] > 1.7e9
+    assert samples[("stratmancer_job_last_failure_timestamp_seconds", job)] > 1.7e9
+    assert samples[("stratmancer_job_consecutive_failures", job)] == 1.0
+    assert samples[("stratmancer_job_health", (*job, ("state", "failing")))] == 1.0
+    assert samples[("stratmancer_job_health", (*job, ("state", "ok")))] == 0.0
     assert samples[("stratmancer_job_runs_total", (*job, ("result", "success")))] == 1.0
     assert samples[("stratmancer_job_runs_total", (*job, ("result", "error")))] == 1.0
-    assert samples[("stratmancer_job_models_registered", job)] == 1.0
+    assert samples[("stratmancer_registry_models", ())] == 1.0
     assert not [p for p in prom.parent.iterdir() if p.name != "stratmancer.prom"]  # no temp left
 
 
@@ -47,26 +51,10 @@ def test_metrics_config_key_and_env(cli: Callable[..., Result], root: Path) -> N
     write_card(root, "mid", "20251101_164237")
     (root / "config/jobs.toml").write_text('metrics_file = "m.prom"\n')
     assert cli("refresh-registry").exit_code == 0
-    assert ("stratmancer_job_models_registered", (("job", "refresh_model_registry"),)) in _samples(
-        root / "m.prom"
-    )
+    assert ("stratmancer_registry_models", ()) in _samples(root / "m.prom")
     env_path = root / "env.prom"
     assert cli("refresh-registry", env={"STRATMANCER_METRICS_FILE": str(env_path)}).exit_code == 0
     assert env_path.exists()
-
-
-def test_text_values_become_info_labels() -> None:
-    """A string metric (the current patch) is exported as an info-style gauge with labels."""
-    from stratmancer_jobs.metrics import render_metrics
-    from stratmancer_jobs.state import decode
-
-    state = {
-        "schema_version": 1,
-        "jobs": {"refresh_patch_meta": {"success_count": 1, "last_metrics": {"patch": '16."23'}}},
-    }
-    families = {f.name: f for f in text_string_to_metric_families(render_metrics(decode(state)))}
-    info = families["stratmancer_job_info"].samples[0]
-    assert info.labels == {"job": "refresh_patch_meta", "key": "patch", "value": '16."23'}
 
 
 @pytest.mark.parametrize("how", ["flag", "env", "config"])

@@ -111,10 +111,10 @@ def test_ok_up_to_the_due_time_plus_grace_and_late_from_it() -> None:
     record = succeeded(at(12))
     assert compute_health(record, HOURLY, UTCZ, at(13, 4, 59), never_called) == Health("ok", OK, "ok")
     assert compute_health(record, HOURLY, UTCZ, at(13, 5), never_called) == Health(
-        "late", WARNING, "late by 0s (no success since the run due 2026-01-01 13:00 UTC)", "late 0s"
+        "late", WARNING, "due 13:00 UTC, 5m late, grace 5m", "late 5m"
     )
     assert compute_health(record, HOURLY, UTCZ, at(13, 5, 1), never_called) == Health(
-        "late", WARNING, "late by 1s (no success since the run due 2026-01-01 13:00 UTC)", "late 1s"
+        "late", WARNING, "due 13:00 UTC, 5m late, grace 5m", "late 5m"
     )
 
 
@@ -123,17 +123,17 @@ def test_a_success_exactly_at_the_due_time_counts() -> None:
     now = at(13, 30)
     assert compute_health(succeeded(at(13)), HOURLY, UTCZ, now, never_called) == Health("ok", OK, "ok")
     assert compute_health(succeeded(at(12, 59, 59)), HOURLY, UTCZ, now, never_called) == Health(
-        "late", WARNING, "late by 25m (no success since the run due 2026-01-01 13:00 UTC)", "late 25m"
+        "late", WARNING, "due 13:00 UTC, 30m late, grace 5m", "late 30m"
     )
 
 
 def test_late_turns_critical_just_past_twice_the_interval() -> None:
     record = succeeded(at(12))
     assert compute_health(record, HOURLY, UTCZ, at(15, 5), never_called) == Health(
-        "late", WARNING, "late by 2h00m (no success since the run due 2026-01-01 13:00 UTC)", "late 2h00m"
+        "late", WARNING, "due 13:00 UTC, 2h05m late, grace 5m", "late 2h05m"
     )
     assert compute_health(record, HOURLY, UTCZ, at(15, 5, 1), never_called) == Health(
-        "late", CRITICAL, "late by 2h00m (no success since the run due 2026-01-01 13:00 UTC)", "late 2h00m"
+        "late", CRITICAL, "due 13:00 UTC, 2h05m late, grace 5m", "late 2h05m"
     )
 
 
@@ -142,19 +142,25 @@ def test_late_due_time_is_shown_in_the_schedule_zone() -> None:
     record = succeeded(at(12))
     now = at(13, 5, 1)
     assert compute_health(record, HOURLY, HELSINKI, now, never_called) == Health(
-        "late", WARNING, "late by 1s (no success since the run due 2026-01-01 15:00 EET)", "late 1s"
+        "late", WARNING, "due 15:00 EET, 5m late, grace 5m", "late 5m"
     )
     # the same instant given in another zone gives the same answer
     assert compute_health(record, HOURLY, HELSINKI, now.astimezone(HELSINKI), never_called) == Health(
-        "late", WARNING, "late by 1s (no success since the run due 2026-01-01 15:00 EET)", "late 1s"
+        "late", WARNING, "due 15:00 EET, 5m late, grace 5m", "late 5m"
     )
 
 
-def test_finished_but_never_succeeded_is_late_from_the_last_due_time() -> None:
-    """A run recorded (skipped, say) but no success ever: late counted from the last due time."""
+def test_only_skipped_runs_count_as_never_run() -> None:
+    """A run recorded (skipped) but none completed: never run, or new before its first due time."""
     record = JobRecord(skipped_count=1, last_status="skipped", last_finished=iso(at(12)))
     assert compute_health(record, HOURLY, UTCZ, at(13, 10), never_called) == Health(
-        "late", WARNING, "late by 5m (no success since the run due 2026-01-01 13:00 UTC)", "late 5m"
+        "never run", WARNING, "no run recorded yet"
+    )
+    assert compute_health(record, HOURLY, UTCZ, at(13, 4), never_called, at(12)) == Health(
+        "new", OK, "not run yet; first due 13:00 UTC, grace 5m", "new"
+    )
+    assert compute_health(record, HOURLY, UTCZ, at(13, 5), never_called, at(12)) == Health(
+        "never run", WARNING, "no run recorded yet; first due 13:00 UTC, grace 5m"
     )
 
 
@@ -195,7 +201,10 @@ def test_a_warning_only_while_on_time() -> None:
         "warning", WARNING, "the app cannot serve the model", "warning"
     )
     assert compute_health(record, HOURLY, UTCZ, at(13, 6), never_called) == Health(
-        "late", WARNING, "late by 60s (no success since the run due 2026-01-01 13:00 UTC)", "late 60s"
+        "late",
+        WARNING,
+        "due 13:00 UTC, 6m late, grace 5m; warning: the app cannot serve the model",
+        "late 6m +warning",
     )
 
 
@@ -208,9 +217,8 @@ def test_clock_skew_boundary_is_more_than_300_seconds() -> None:
     assert compute_health(ahead, HOURLY, UTCZ, now, never_called) == Health(
         "late",
         WARNING,
-        f"clock skew: last success {ahead_text} is in the future; "
-        "late by 55m (no success since the run due 2026-01-01 11:00 UTC)",
-        "late 55m (clock skew)",
+        f"clock skew: last success {ahead_text} is in the future; due 11:00 UTC, 60m late, grace 5m",
+        "late 60m (clock skew)",
     )
 
 
@@ -264,9 +272,8 @@ def test_a_killed_run_while_late() -> None:
     assert compute_health(record, HOURLY, UTCZ, at(15, 5, 1), liveness(run, False)) == Health(
         "late",
         CRITICAL,
-        "late by 2h00m (no success since the run due 2026-01-01 13:00 UTC); "
-        f"the run started {iso(at(13))} (pid {PID}) was killed",
-        "late 2h00m (killed)",
+        f"due 13:00 UTC, 2h05m late, grace 5m; the run started {iso(at(13))} (pid {PID}) was killed",
+        "late 2h05m (killed)",
     )
 
 
@@ -392,9 +399,7 @@ DAY = datetime(2026, 1, 10, 1, 0, 5, tzinfo=UTC)  # 03:00:05 EET: just after the
 def test_late_counts_from_the_fire_time_in_the_schedule_zone() -> None:
     record = succeeded(DAY)
     now = datetime(2026, 1, 11, 2, 0, 1, tzinfo=UTC)  # the 01-11 03:00 EET run + 1 h grace, and 1 s
-    expected = Health(
-        "late", WARNING, "late by 1s (no success since the run due 2026-01-11 03:00 EET)", "late 1s"
-    )
+    expected = Health("late", WARNING, "due 03:00 EET, 60m late, grace 1h", "late 60m")
     assert compute_health(record, DAILY_HELSINKI, HELSINKI, now, never_called) == expected
     run = marker(now - timedelta(hours=30))
     killed = compute_health(replace(record, running=run), DAILY_HELSINKI, HELSINKI, now, liveness(run, False))
@@ -402,7 +407,7 @@ def test_late_counts_from_the_fire_time_in_the_schedule_zone() -> None:
         "late",
         WARNING,
         f"{expected.detail}; the run started {run.started} (pid {PID}) was killed",
-        "late 1s (killed)",
+        "late 60m (killed)",
     )
 
 
@@ -428,8 +433,8 @@ def test_the_interval_on_a_23_hour_day() -> None:
     assert compute_health(succeeded(last), DAILY_HELSINKI, HELSINKI, now, never_called) == Health(
         "late",
         CRITICAL,
-        "late by 47h30m (no success since the run due 2026-03-27 03:00 EET)",
-        "late 47h30m",
+        "due 2026-03-27 03:00 EET, 2d late, grace 1h",
+        "late 2d",
     )
     record = succeeded(last, running=marker(now - timedelta(minutes=5)))
     assert running_health(record, DAILY_HELSINKI, now, HELSINKI) == Health(

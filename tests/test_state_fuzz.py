@@ -157,7 +157,7 @@ def _exercise(root: Path, document_text: str) -> None:
     metrics = root / "metrics.prom"
     run = _invoke(root, "--metrics-file", str(metrics), "refresh-registry")
     assert run.exit_code == 0, run.output[-3000:]
-    assert f'stratmancer_job_runs_total{{job="{JOB}",result="success"}}' in metrics.read_text("utf-8")
+    assert f'stratmancer_job_runs_total{{job_id="{JOB}",result="success"}}' in metrics.read_text("utf-8")
     record = read_state(path)["jobs"][JOB]  # readable again, whatever it held
     old = before["jobs"].get(JOB, {}) if before else {}
     assert record["running"] is None and record["last_status"] == "success"

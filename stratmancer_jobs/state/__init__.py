@@ -17,6 +17,7 @@ from stratmancer_jobs.state.records import (
     State,
     empty_record,
     empty_state,
+    first_recorded,
     in_the_future,
 )
 from stratmancer_jobs.state.store import FILE_MODE, Committed, StateStore
@@ -24,6 +25,7 @@ from stratmancer_jobs.state.transitions import (
     last_completed_status,
     mark_failed_unrun,
     mark_finished,
+    mark_interrupted,
     mark_skipped,
     mark_started,
 )
@@ -45,11 +47,13 @@ __all__ = [
     "empty_state",
     "encodable",
     "encode",
+    "first_recorded",
     "in_the_future",
     "last_completed_status",
     "load_state",
     "mark_failed_unrun",
     "mark_finished",
+    "mark_interrupted",
     "mark_skipped",
     "mark_started",
     "read_state",

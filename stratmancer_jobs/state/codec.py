@@ -40,7 +40,7 @@ class _Invalid(Exception):
 
 MAX_PID = 2**31 - 1
 MAX_NESTING = 32  # a valid state is 4 levels deep; deeper is damage (and recursion must stay bounded)
-STATUSES = ("success", "error", "skipped")
+STATUSES = ("success", "error", "skipped", "interrupted")
 _SURROGATE = re.compile("[\ud800-\udfff]")
 
 
@@ -209,6 +209,10 @@ def _validate(data: Any, path: Path) -> Document:
         not isinstance(recovered, dict) or not all(isinstance(v, str) for v in recovered.values())
     ):
         raise StateError(f"state file {path}: recovered_from is not an object of strings: {_show(recovered)}")
+    try:
+        _timestamp(data.get("first_run"))
+    except _Invalid as exc:
+        raise StateError(f"state file {path}: first_run {exc}") from None
     for job_id, record in jobs.items():
         for name, check in _CHECKS.items():
             if name not in record:
@@ -294,11 +298,12 @@ def _decode_record(value: Mapping[str, Any], job_id: str) -> JobRecord:
 
 def decode(document: Document) -> State:
     """A validated document (``read_state``) as a typed State; unknown keys go to ``extra``."""
-    known = ("schema_version", "jobs", "recovered_from")
+    known = ("schema_version", "jobs", "recovered_from", "first_run")
     return State(
         jobs={job_id: _decode_record(record, job_id) for job_id, record in document.get("jobs", {}).items()},
         schema_version=document.get("schema_version", SCHEMA_VERSION),
         recovered_from=document.get("recovered_from"),
+        first_run=document.get("first_run"),
         extra={k: v for k, v in document.items() if k not in known},
     )
 
@@ -325,4 +330,6 @@ def encode(state: State) -> Document:
     out["jobs"] = {job_id: _encode_record(record) for job_id, record in state.jobs.items()}
     if state.recovered_from is not None:
         out["recovered_from"] = dict(state.recovered_from)
+    if state.first_run is not None:
+        out["first_run"] = state.first_run
     return out

@@ -19,7 +19,7 @@ RECENT_RUNS = 20
 MAX_COUNT = 2**53  # counters stay exact as floats (Prometheus) and as JSON numbers everywhere
 MAX_CLOCK_SKEW_S = 300  # a recorded time later than now by more than this: the clock was ahead
 
-COUNTERS = ("success_count", "error_count", "skipped_count")
+COUNTERS = ("success_count", "error_count", "skipped_count", "interrupted_count")
 FIELDS: tuple[str, ...] = (
     *COUNTERS,
     "last_status",
@@ -74,6 +74,7 @@ class JobRecord:
     success_count: int = 0
     error_count: int = 0
     skipped_count: int = 0
+    interrupted_count: int = 0  # manual runs stopped by Ctrl-C: counted apart, neither success nor failure
     last_status: str | None = None
     last_started: str | None = None
     last_finished: str | None = None
@@ -99,11 +100,14 @@ class JobRecord:
 
 @dataclass(frozen=True)
 class State:
-    """The whole state file: a record per job id, and where a bad old file went (``recovered_from``)."""
+    """The whole state file: a record per job id, where a bad old file went (``recovered_from``), and
+    when the deployment recorded its first run (``first_run``)."""
 
     jobs: Mapping[str, JobRecord] = field(default_factory=dict)
     schema_version: int = SCHEMA_VERSION
     recovered_from: Mapping[str, str] | None = None
+    # when this deployment recorded its first run (a job never run is "new" until its first due time)
+    first_run: str | None = None
     extra: Mapping[str, Any] = field(default_factory=dict)
 
     def job(self, job_id: str) -> JobRecord:
@@ -133,3 +137,18 @@ def bounded(text: str, limit: int) -> str:
     """Cut ``text`` to ``limit`` characters, marking the cut."""
     text = " ".join(text.split()) if "\n" in text else text
     return text if len(text) <= limit else text[: limit - 1] + "…"
+
+
+def first_recorded(state: State) -> str | None:
+    """The earliest time any record holds (a run's start, a finish, a success or an error), as stored;
+    the deployment's first run for a state written before ``first_run`` existed."""
+    from stratmancer_jobs.clock import parse_iso
+
+    found: list[tuple[datetime, str]] = []
+    for record in state.jobs.values():
+        texts = [record.last_started, record.last_finished, record.last_success, record.last_error]
+        for text in (*texts, *(run.started for run in record.runs)):
+            moment = parse_iso(text)
+            if moment is not None and text is not None:
+                found.append((moment, text))
+    return min(found)[1] if found else None

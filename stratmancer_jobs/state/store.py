@@ -20,7 +20,7 @@ from stratmancer_jobs.clock import file_stamp, iso
 from stratmancer_jobs.errors import StateError, StorageError
 from stratmancer_jobs.layout import lock_beside
 from stratmancer_jobs.state.codec import decode, encodable, encode, load_state
-from stratmancer_jobs.state.records import JobRecord, State
+from stratmancer_jobs.state.records import JobRecord, State, first_recorded
 
 STATE_LOCK_TIMEOUT_S = 60.0
 FILE_MODE = 0o644
@@ -91,6 +91,8 @@ class StateStore:
                     raise
                 state, notice = self._quarantine(exc, now)
             state = replace(state, jobs={**state.jobs, job_id: change(state.job(job_id))})
+            if state.first_run is None:
+                state = replace(state, first_run=first_recorded(state) or iso(now))
             document = encodable(encode(state))
             atomic_write_json(self.path, document)
         return Committed(decode(document), notice)

@@ -6,7 +6,7 @@ from collections.abc import Mapping
 from dataclasses import replace
 from datetime import datetime
 
-from stratmancer_jobs.clock import iso
+from stratmancer_jobs.clock import iso, parse_iso
 from stratmancer_jobs.procs import process_start_ticks
 from stratmancer_jobs.state.records import (
     MAX_COUNT,
@@ -109,9 +109,44 @@ def mark_skipped(record: JobRecord, *, at: datetime, reason: str, host: str | No
     return replace(record, skipped_count=skipped, last_status="skipped", runs=_pushed(record, entry))
 
 
+def mark_interrupted(
+    record: JobRecord,
+    *,
+    started: datetime,
+    finished: datetime,
+    duration_s: float,
+    host: str | None = None,
+) -> JobRecord:
+    """Record a run stopped by Ctrl-C (a person at a terminal): counted apart, neither a success nor a
+    failure (the job's health stays what its last completed run made it); the running marker is cleared."""
+    entry = RunEntry(
+        started=iso(started),
+        status="interrupted",
+        duration_s=round(duration_s, 3),
+        summary="interrupted (Ctrl-C)",
+        host=host,
+    )
+    record = replace(
+        record,
+        running=None,
+        interrupted_count=_bumped(record.interrupted_count),
+        last_status="interrupted",
+        last_started=iso(started),
+        last_finished=iso(finished),
+        last_duration_s=round(duration_s, 3),
+    )
+    return replace(record, runs=_pushed(record, entry))
+
+
 def last_completed_status(record: JobRecord) -> str | None:
-    """'success' or 'error' for the newest run that actually ran (skips do not count)."""
+    """'success' or 'error' for the newest run that actually ran (skips and interruptions do not count)."""
     for run in reversed(record.runs):
         if run.status in ("success", "error"):
             return run.status
-    return record.last_status if record.last_status in ("success", "error") else None
+    if record.last_status in ("success", "error"):
+        return record.last_status
+    # the recent runs hold only skips or interruptions: the newer of the last success and the last error
+    success, error = parse_iso(record.last_success), parse_iso(record.last_error)
+    if success is None or error is None:
+        return "success" if success else ("error" if error else None)
+    return "success" if success >= error else "error"
