@@ -287,3 +287,40 @@ def test_every_alert_fires_in_a_promtool_unit_test_and_stays_silent_when_healthy
     if PROMTOOL:
         done = _promtool("test", "rules", str(tests))
         assert done.returncode == 0 and "SUCCESS" in done.stdout, done.stdout + done.stderr
+
+
+def test_the_grafana_dashboard_is_well_formed_and_reads_only_written_series(
+    cli: Invoke, root: Path, server: DDragonServer
+) -> None:
+    """docs/grafana-dashboard.json: one row repeated per job_id with health, last success age, duration
+    and runs; unique panel ids inside the 24-column grid; every query names only series the metrics
+    file writes, and parses as PromQL (promtool, as recording rules) where promtool is installed."""
+    import json
+
+    dashboard = json.loads((REPO / "docs" / "grafana-dashboard.json").read_text())
+    assert dashboard["uid"] and dashboard["title"] and isinstance(dashboard["schemaVersion"], int)
+    variables = {v["name"]: v for v in dashboard["templating"]["list"]}
+    assert "job_id" in variables["job_id"]["definition"]
+    panels = dashboard["panels"]
+    assert [p["type"] for p in panels if p["type"] == "row"] == ["row"] and panels[0]["repeat"] == "job_id"
+    ids = [p["id"] for p in panels]
+    assert len(ids) == len(set(ids))
+    assert all(p["gridPos"]["x"] >= 0 and p["gridPos"]["x"] + p["gridPos"]["w"] <= 24 for p in panels)
+    titles = {p["title"] for p in panels}
+    assert {"Health", "Last success age", "Run duration", "Runs per hour"} <= titles
+    exprs = [t["expr"] for p in panels for t in p.get("targets", [])]
+    assert len(exprs) == 4 and all('job_id="$job_id"' in e for e in exprs)
+    prom = root / "all.prom"
+    _all_jobs_run(cli, root, server, prom)
+    written = {f.name for f in text_string_to_metric_families(prom.read_text())}
+    written |= {name + "_total" for name in written}
+    named = {n for e in exprs for n in re.findall(r"stratmancer_[a-z_]+", e)}
+    assert named <= written, named - written
+    if PROMTOOL:
+        rules = [
+            {"record": f"dashboard:query{i}", "expr": e.replace("$job_id", "x")} for i, e in enumerate(exprs)
+        ]
+        path = root / "dashboard-queries.yml"
+        path.write_text(yaml.safe_dump({"groups": [{"name": "dashboard", "rules": rules}]}))
+        checked = _promtool("check", "rules", str(path))
+        assert checked.returncode == 0, checked.stdout + checked.stderr
