@@ -178,7 +178,7 @@ def test_model_overwritten_under_the_same_name_fires_the_hook(cli: Invoke, root:
 
 def test_ctrl_c_during_a_hook_is_recorded_before_it_propagates(root: Path) -> None:
     """A hook that sends SIGINT to the runner: KeyboardInterrupt still reaches the caller, but first the
-    run is recorded as failed (no running marker left) and the change stays pending for the next run."""
+    run is recorded as interrupted (no running marker left) and the change stays pending for the next run."""
     write_card(root, "mid", "20251101_120000")
     script = "import os, signal, time; os.kill(os.getppid(), signal.SIGINT); time.sleep(30)"
     argv = json.dumps([sys.executable, "-c", script])
@@ -191,8 +191,8 @@ def test_ctrl_c_during_a_hook_is_recorded_before_it_propagates(root: Path) -> No
         run_job(spec, settings, log=logging.getLogger("test.hooks.ctrl_c"))
     record = _state(root, "refresh_model_registry")
     assert record["running"] is None
-    assert record["last_status"] == "error"
-    assert "KeyboardInterrupt" in record["last_error_message"]
+    assert record["last_status"] == "interrupted" and record["interrupted_count"] == 1
+    assert record["error_count"] == 0 and record["runs"][-1]["status"] == "interrupted"
     pending = record["pending_change"]
     assert pending is not None and pending["paths"] == [str(root / "ml_pipeline/model_registry.json")]
     assert (root / "ml_pipeline/model_registry.json").is_file()
