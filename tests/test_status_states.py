@@ -235,7 +235,7 @@ def test_ctrl_c_is_interrupted_not_failing_and_sigterm_stays_a_failure(
     proc = _patch_run(root, server)
     proc.send_signal(signal.SIGTERM)
     _out, err = proc.communicate(timeout=30)
-    assert proc.returncode == 1, err
+    assert proc.returncode == 143, err
     record = json.loads((root / "state" / "jobs_state.json").read_text())["jobs"]["refresh_patch_meta"]
     assert record["last_status"] == "error" and record["error_count"] == 1
     assert cli("status", "--check").exit_code == 2
