@@ -85,6 +85,7 @@ def _valid_record() -> dict[str, Any]:
         "success_count": 1,
         "error_count": 1,
         "skipped_count": 0,
+        "interrupted_count": 0,
         "consecutive_failures": 1,
         "last_status": "error",
         "last_started": earlier,
