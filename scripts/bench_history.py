@@ -277,6 +277,9 @@ def worker(mode: str, root: Path) -> None:
         decoder = msgspec.json.Decoder(list[Match])
         for path in sorted(processed.iterdir()):
             decoder.decode(path.read_bytes())
+    elif mode == "freshness":
+        print(json.dumps(freshness_costs(processed)))
+        return
     elif mode == "floor":
         for path in sorted(processed.iterdir()):
             with path.open("rb") as handle:
@@ -292,6 +295,43 @@ def worker(mode: str, root: Path) -> None:
     seconds = time.perf_counter() - started
     sampler.stop()
     print(json.dumps({"seconds": seconds, "peak_mb": max(peak_rss_mb(), sampler.peak_mb)}))
+
+
+def freshness_costs(processed: Path) -> dict[str, float]:
+    """What the freshness figures cost over the whole corpus, in one thread (a full rebuild splits the
+    same work over two processes, so this is an upper bound): the max over game_creation (data age),
+    the matches per patch, and decoding the two fields (the job's decoder against one without them)."""
+    import msgspec
+
+    from stratmancer_jobs.jobs.history import records
+    from stratmancer_jobs.jobs.history.counts import newest_created, patch_counts
+
+    class Bare(msgspec.Struct, gc=False):
+        blue_picks: tuple[int, int, int, int, int]
+        red_picks: tuple[int, int, int, int, int]
+        blue_win: bool
+        match_id: str | int | None = None
+
+    bare = msgspec.json.Decoder(list[Bare])
+    out = {"newest_s": 0.0, "patches_s": 0.0, "decode_with_s": 0.0, "decode_without_s": 0.0}
+    for path in sorted(processed.iterdir()):
+        data = path.read_bytes()
+        t0 = time.perf_counter()
+        bare.decode(data)
+        t1 = time.perf_counter()
+        matches = records._ARRAY.decode(data)
+        t2 = time.perf_counter()
+        for start in range(0, len(matches), records.VECTOR_CHUNK):  # as the job counts: by batch
+            newest_created(matches[start : start + records.VECTOR_CHUNK])
+        t3 = time.perf_counter()
+        for start in range(0, len(matches), records.VECTOR_CHUNK):
+            patch_counts(matches[start : start + records.VECTOR_CHUNK])
+        t4 = time.perf_counter()
+        out["decode_without_s"] += t1 - t0
+        out["decode_with_s"] += t2 - t1
+        out["newest_s"] += t3 - t2
+        out["patches_s"] += t4 - t3
+    return out
 
 
 class RssSampler(threading.Thread):
@@ -351,6 +391,18 @@ def measure(mode: str, root: Path) -> dict[str, float]:
         text=True,
     )
     return dict(json.loads(result.stdout.strip().splitlines()[-1]))
+
+
+def measure_freshness(root: Path) -> dict[str, float]:
+    """``freshness_costs`` in a fresh process."""
+    proc = subprocess.run(
+        [sys.executable, __file__, "--worker", "freshness", "--root", str(root)],
+        capture_output=True,
+        text=True,
+        check=True,
+        timeout=600,
+    )
+    return dict(json.loads(proc.stdout.strip().splitlines()[-1]))
 
 
 def main() -> None:
@@ -439,8 +491,10 @@ def run(work: Path, n: int, repeat: int, reference: bool = True) -> None:
     measure("full", root)
     same_after_append = incremental_index == (root / "ml_pipeline" / "history_index.json").read_bytes()
 
+    fresh = [measure_freshness(root) for _ in range(repeat)]
     med = {name: statistics.median(r["seconds"] for r in runs) for name, runs in rows.items()}
     full = med["full rebuild"]
+    fmed = {key: statistics.median(f[key] for f in fresh) for key in fresh[0]}
     print(f"\n{n:,} matches, {size / 1e6:.0f} MB, median of {repeat}")
     print(f"{'measurement':34} {'median s':>9} {'vs full':>8} {'peak MB':>8}")
     for name, runs in rows.items():
@@ -464,6 +518,17 @@ def run(work: Path, n: int, repeat: int, reference: bool = True) -> None:
         ref = med["reference (json.load + dicts)"]
         checks.insert(0, (f"full rebuild {ref / full:.1f}x faster than the reference", ref / full >= 7))
         checks.append(("reference and full rebuild give the same index", reference_same))
+    decode_extra = max(0.0, fmed["decode_with_s"] - fmed["decode_without_s"])
+    age_cost = (fmed["newest_s"] + decode_extra / 2) / full  # the decode extra is shared with the patches
+    ms = {key: value * 1e3 for key, value in fmed.items()}
+    print(
+        f"freshness figures, one thread over all {n:,} matches: max over game_creation "
+        f"{ms['newest_s']:.1f} ms, matches per patch {ms['patches_s']:.1f} ms, decoding the two fields "
+        f"{decode_extra * 1e3:.1f} ms ({ms['decode_with_s']:.0f} vs {ms['decode_without_s']:.0f} ms)"
+    )
+    checks.append((f"data-age bookkeeping {age_cost:.2%} of a full rebuild", age_cost < 0.02))
+    all_cost = (fmed["newest_s"] + fmed["patches_s"] + decode_extra) / full
+    checks.append((f"all freshness figures {all_cost:.2%} of a full rebuild", all_cost < 0.05))
     for text, ok in checks:
         print(f"[{'ok' if ok else 'MISSED'}] {text}")
 

@@ -34,6 +34,7 @@ from typing import TYPE_CHECKING, Any, TypeVar
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from stratmancer_jobs.errors import ConfigError
+from stratmancer_jobs.freshness import FreshnessSettings, parse_freshness
 from stratmancer_jobs.jobtable import JOBS, JobSpec
 from stratmancer_jobs.layout import Layout
 from stratmancer_jobs.logs import MIN_SECRET_LEN, secret_values
@@ -117,6 +118,7 @@ class Settings:
     patch: PatchSettings = field(default_factory=PatchSettings)
     registry: RegistrySettings = field(default_factory=RegistrySettings)
     deploy: DeploySettings = field(default_factory=DeploySettings)
+    freshness: FreshnessSettings = field(default_factory=FreshnessSettings)  # [freshness] (freshness.py)
     # jobs.<id>.on_change, per job id (absent: no hooks)
     hooks: Mapping[str, tuple[HookSpec, ...]] = field(default_factory=dict)
     metrics_file: Path | None = None
@@ -413,7 +415,9 @@ def load_settings(
     data = _read_toml(layout.config_file)
     found = data is not None
     data = data or {}
-    known_top = {"timezone", "metrics_file", "env_file", "jobs", "history", "patch", "registry", "deploy"}
+    known_top = {
+        "timezone", "metrics_file", "env_file", "jobs", "history", "patch", "registry", "deploy", "freshness"
+    }  # fmt: skip
     _reject_unknown(data, "", known_top)
     env_path = _env_file_path(layout, _typed(data, "env_file", "", str, ""))
     from_file: dict[str, str] = {}
@@ -446,6 +450,7 @@ def load_settings(
         patch=_patch(data, env),
         registry=_registry(data),
         deploy=_deploy(data),
+        freshness=parse_freshness(_table(data, "freshness", "")),
         hooks=_hooks(data),
         metrics_file=metrics_file,
         run_timeout_s=run_timeout_s,

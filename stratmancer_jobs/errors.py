@@ -77,8 +77,14 @@ class PartialFailure(JobError):
     """
 
     def __init__(
-        self, message: str, *, summary: str, metrics: Mapping[str, float | str] | None = None
+        self,
+        message: str,
+        *,
+        summary: str,
+        metrics: Mapping[str, float | str] | None = None,
+        inputs: object | None = None,
     ) -> None:
         super().__init__(message)
         self.summary = summary
         self.metrics: Mapping[str, float | str] = dict(metrics or {})
+        self.inputs = inputs  # a freshness.Observed (what the partial run saw of its inputs), or None

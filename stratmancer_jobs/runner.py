@@ -37,6 +37,7 @@ from stratmancer_jobs.errors import (
     StorageError,
     StratmancerError,
 )
+from stratmancer_jobs.freshness import Observed
 from stratmancer_jobs.hooks.deliver import Delivery, deliver_change, owe, stopped_delivery
 from stratmancer_jobs.jobs import Change as JobChange
 from stratmancer_jobs.jobs import JobContext, JobResult, ProgressSink, load_job
@@ -305,6 +306,7 @@ def _run_locked(
     owed = begun.state.job(spec.id).pending_change
     delivery: Delivery | None = None  # None: the hooks did not run, the pending change stored stays
     in_hooks = False
+    inputs: Observed | None = None  # what the run saw of its inputs (freshness checks)
     progress_file = settings.layout.job_progress(spec.id)
 
     def before_commit(change: JobChange) -> None:
@@ -327,9 +329,10 @@ def _run_locked(
                     result = func(ctx)
                 finally:
                     clear_progress(progress_file)
-                summary, metrics = result.summary, dict(result.metrics)
+                summary, metrics, inputs = result.summary, dict(result.metrics), result.inputs
             except PartialFailure as exc:  # part of the work was done: its summary and metrics count too
                 summary, metrics = exc.summary, dict(exc.metrics)
+                inputs = exc.inputs if isinstance(exc.inputs, Observed) else None
                 error, exit_code = str(exc), exc.exit_code
             except (JobTimeout, JobTerminated):
                 raise
@@ -392,6 +395,7 @@ def _run_locked(
                 metrics=metrics,
                 warning=warning,
                 host=host,
+                inputs=inputs,
             ),
             finished,
         )

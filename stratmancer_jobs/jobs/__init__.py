@@ -39,6 +39,7 @@ from stratmancer_jobs.jobtable import JobSpec
 
 if TYPE_CHECKING:
     from stratmancer_jobs.config import Settings
+    from stratmancer_jobs.freshness import Observed
 
 
 @dataclass(frozen=True)
@@ -95,6 +96,7 @@ class JobResult:
     summary: str
     metrics: Mapping[str, float | str] = field(default_factory=dict)
     warning: str | None = None
+    inputs: Observed | None = None  # what the job saw of its inputs (freshness); None: not looked at
 
 
 JobFunc = Callable[[JobContext], JobResult]

@@ -29,6 +29,7 @@ from stratmancer_jobs.state.records import (
 )
 
 if TYPE_CHECKING:  # imported where used: `status` reads state without locking or hooks
+    from stratmancer_jobs.freshness import Observed
     from stratmancer_jobs.hookspec import PendingChange
 
 Document = dict[str, Any]  # the state file as validated JSON; only the state package sees it
@@ -181,6 +182,8 @@ _CHECKS: dict[str, Callable[[object], Any]] = {
     "running": _running,
     "runs": _runs,
     "last_metrics": _metrics,
+    # any value is kept: Observed.from_json leaves out what it cannot read
+    "inputs": lambda v: v,
 }
 _DEFAULTS: dict[str, object] = {**dict.fromkeys(COUNTERS, 0), "consecutive_failures": 0}
 
@@ -259,7 +262,7 @@ def load_state(path: Path) -> State:
 # --- decoding and encoding: the only place a record is read or written by key -------------------
 
 _RECORD_KEYS = frozenset(
-    (*FIELDS, "consecutive_failures", "running", "runs", "last_metrics", "pending_change")
+    (*FIELDS, "consecutive_failures", "running", "runs", "last_metrics", "pending_change", "inputs")
 )
 
 
@@ -292,8 +295,17 @@ def _decode_record(value: Mapping[str, Any], job_id: str) -> JobRecord:
         runs=tuple(_decode_run(run) for run in value.get("runs") or ()),
         last_metrics=dict(value.get("last_metrics") or {}),
         pending_change=pending,
+        inputs=_decode_inputs(value.get("inputs")),
         extra={k: v for k, v in value.items() if k not in _RECORD_KEYS},
     )
+
+
+def _decode_inputs(value: object) -> Observed | None:
+    if value is None:
+        return None
+    from stratmancer_jobs.freshness import Observed
+
+    return Observed.from_json(value)
 
 
 def decode(document: Document) -> State:
@@ -321,6 +333,8 @@ def _encode_record(record: JobRecord) -> Document:
     out["last_metrics"] = dict(record.last_metrics)
     pending = record.pending_change
     out["pending_change"] = pending.to_json() if pending is not None else None
+    if record.inputs is not None:
+        out["inputs"] = record.inputs.to_json()
     return out
 
 

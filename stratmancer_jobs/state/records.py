@@ -9,6 +9,7 @@ from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:  # annotations only: `status` reads state without importing hooks
+    from stratmancer_jobs.freshness import Observed
     from stratmancer_jobs.hookspec import PendingChange
 
 SCHEMA_VERSION = 1
@@ -91,6 +92,8 @@ class JobRecord:
     last_metrics: Mapping[str, Any] = field(default_factory=dict)
     # a change of the job's output whose on_change hooks have not all succeeded yet (retried next run)
     pending_change: PendingChange | None = None
+    # what the job last saw of its inputs (freshness checks); kept by a run that did not look
+    inputs: Observed | None = None
     extra: Mapping[str, Any] = field(default_factory=dict)
 
     def fields(self) -> dict[str, Any]:

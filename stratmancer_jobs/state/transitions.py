@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import replace
 from datetime import datetime
+from typing import TYPE_CHECKING
 
 from stratmancer_jobs.clock import iso, parse_iso
 from stratmancer_jobs.procs import process_start_ticks
@@ -18,6 +19,9 @@ from stratmancer_jobs.state.records import (
     RunMarker,
     bounded,
 )
+
+if TYPE_CHECKING:
+    from stratmancer_jobs.freshness import Observed
 
 
 def mark_started(record: JobRecord, *, pid: int, started: datetime, host: str | None = None) -> JobRecord:
@@ -47,6 +51,7 @@ def mark_finished(
     metrics: Mapping[str, float | str] | None = None,
     warning: str | None = None,
     host: str | None = None,
+    inputs: Observed | None = None,
 ) -> JobRecord:
     """Record a completed run (success or error) and clear the running marker.
 
@@ -83,6 +88,8 @@ def mark_finished(
         )
     if metrics is not None:
         record = replace(record, last_metrics=dict(metrics))
+    if inputs is not None:  # a run that did not look at its inputs keeps what the last one saw
+        record = replace(record, inputs=inputs)
     entry = RunEntry(
         started=iso(started),
         status="success" if ok else "error",

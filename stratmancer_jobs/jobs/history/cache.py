@@ -28,8 +28,9 @@ from stratmancer_jobs.jobs.history.incremental import Checkpoint
 from stratmancer_jobs.jobs.history.records import ALL_REASONS
 from stratmancer_jobs.jobs.history.tiers import GROUPS, KINDS, TIERS
 
-FORMAT: Final = 4  # 2: ctime and inode in checkpoints and file entries; 3: XXH3 prefix digests;
-# 4: seen ids as one msgpack map (decoded straight into the dict, no list + ranks + zip)
+FORMAT: Final = 5  # 2: ctime and inode in checkpoints and file entries; 3: XXH3 prefix digests;
+# 4: seen ids as one msgpack map (decoded straight into the dict, no list + ranks + zip);
+# 5: the freshness figures (newest game_creation, matches per patch, the last read's invalid share)
 _DIGEST: Final = 32
 
 
@@ -102,6 +103,10 @@ class _TierBlob(msgspec.Struct, frozen=True):
     skipped: dict[str, int]
     extra_ids: list[str | int]
     extra_kinds: bytes
+    newest: int | None = None
+    patches: dict[str, int] = {}
+    read: int = 0
+    read_invalid: dict[str, int] = {}
 
 
 class _GroupBlob(msgspec.Struct, frozen=True):
@@ -112,6 +117,7 @@ class _GroupBlob(msgspec.Struct, frozen=True):
     excluded: _CountsBlob
     seen: dict[str | int, int]  # match_id -> rank of the counted copy
     files: dict[str, _CheckpointBlob]
+    excluded_patches: dict[str, int] = {}
 
 
 def load_manifest(path: Path) -> Manifest | None:
@@ -147,6 +153,10 @@ def encode_group(state: GroupState, files: dict[str, Checkpoint]) -> bytes:
             skipped=dict(sorted(tier.skipped.items())),
             extra_ids=list(tier.extra_seen),
             extra_kinds=_bytes_array(list(tier.extra_seen.values())),
+            newest=tier.newest,
+            patches=dict(tier.patches),
+            read=tier.read,
+            read_invalid=dict(tier.read_invalid),
         )
         for name, tier in state.tiers.items()
     }
@@ -158,6 +168,7 @@ def encode_group(state: GroupState, files: dict[str, Checkpoint]) -> bytes:
         excluded=_to_blob(state.excluded),
         seen=state.seen,
         files={name: _checkpoint_blob(c) for name, c in files.items()},
+        excluded_patches=dict(state.excluded_patches),
     )
     payload = msgspec.msgpack.encode(blob)
     return hashlib.blake2b(payload, digest_size=_DIGEST).digest() + payload
@@ -189,13 +200,27 @@ def decode_group(data: bytes, group: str) -> tuple[GroupState, dict[str, Checkpo
             raise ValueError("bad extra ids")
         if not set(tier_blob.skipped) <= set(ALL_REASONS) or min(tier_blob.skipped.values(), default=0) < 0:
             raise ValueError("bad skip counts")
+        if not set(tier_blob.read_invalid) <= set(ALL_REASONS) or tier_blob.read < 0:
+            raise ValueError("bad read counts")
         state.tiers[name] = TierCounts(
             counts=_from_blob(tier_blob.counts, size),
             skipped=Counter(tier_blob.skipped),
             extra_seen=dict(zip(tier_blob.extra_ids, kinds, strict=True)),
+            newest=tier_blob.newest,
+            patches=_counter(tier_blob.patches),
+            read=tier_blob.read,
+            read_invalid=_counter(tier_blob.read_invalid),
         )
     state.excluded = _from_blob(blob.excluded, size)
+    state.excluded_patches = _counter(blob.excluded_patches)
     return state, {name: _checkpoint(b) for name, b in blob.files.items()}
+
+
+def _counter(counts: dict[str, int]) -> Counter[str]:
+    """Stored counts per key; ValueError on a negative one."""
+    if min(counts.values(), default=0) < 0:
+        raise ValueError("negative count")
+    return Counter(counts)
 
 
 def load_group(path: Path, group: str) -> tuple[GroupState, dict[str, Checkpoint]] | None:

@@ -21,11 +21,12 @@ import operator
 from collections import Counter
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
-from itertools import chain
+from itertools import chain, groupby
 from typing import Any, Final
 
 from stratmancer_jobs.jobs.history.records import DUPLICATE, VECTOR_CHUNK, Match, Team, vectorise
 from stratmancer_jobs.jobs.history.tiers import GROUPS, KINDS, TIER_INDEX
+from stratmancer_jobs.patchver import normalize_patch
 
 MatchId = str | int
 
@@ -34,6 +35,8 @@ _BLUE: Final = operator.attrgetter("blue_picks")
 _RED: Final = operator.attrgetter("red_picks")
 _WIN: Final = operator.attrgetter("blue_win")
 _ID: Final = operator.attrgetter("match_id")
+_CREATED: Final = operator.attrgetter("game_creation")
+_PATCH: Final = operator.attrgetter("patch")
 _DIRECT: Final = 1 << 20  # champion keys below this are looked up in a table, others searched
 # the 10 (i, j) slot pairs of a team, i listed first
 _PAIR_A: Final = (0, 0, 0, 0, 1, 1, 1, 2, 2, 3)
@@ -182,6 +185,50 @@ class TierCounts:
     skipped: Counter[str] = field(default_factory=Counter)
     # match_id -> kind index, for ids whose group occurrence is in another tier of the group
     extra_seen: dict[MatchId, int] = field(default_factory=dict)
+    # the freshness figures: the newest game_creation (epoch ms) of the records counted, and how many
+    # counted records carry each patch (a max and sums: an append extends them exactly)
+    newest: int | None = None
+    patches: Counter[str] = field(default_factory=Counter)
+    # the records read by the last run that read any of this tier (valid or not), and the invalid ones
+    read: int = 0
+    read_invalid: Counter[str] = field(default_factory=Counter)
+
+
+def newest_created(records: Sequence[Match]) -> int | None:
+    """The largest int ``game_creation`` of ``records`` (None when none has one); one C-level ``max``
+    when every record has an int, as the collector writes them."""
+    try:
+        value = max(map(_CREATED, records), default=None)
+    except TypeError:  # None, a string, ... beside the ints: keep the ints
+        value = None
+    if type(value) is int:  # the maximum is an int: every other int is below it
+        return value
+    return max((v for v in map(_CREATED, records) if type(v) is int), default=None)
+
+
+def patch_counts(records: Sequence[Match]) -> Counter[str]:
+    """How many of ``records`` carry each patch (``"16.23"``, ``"16.09"`` counted as ``"16.9"``); a
+    value that is not a ``MAJOR.MINOR`` string is not counted. Counted in C, then the few distinct
+    values are checked."""
+    counts: Counter[Any] = Counter()
+    try:
+        # a collector writes a patch's matches one after another: counting runs of equal values
+        # (compared, not hashed, in C) is ~3x faster than hashing every value into a Counter
+        for value, run in groupby(map(_PATCH, records)):
+            counts[value] += len(list(run))
+    except TypeError:  # an unhashable value (a list, an object)
+        counts = Counter(p for p in map(_PATCH, records) if type(p) is str)
+    out: Counter[str] = Counter()
+    for value, n in counts.items():
+        patch = normalize_patch(value)
+        if patch is not None:
+            out[patch] += n
+    return out
+
+
+def later(a: int | None, b: int | None) -> int | None:
+    """The larger of two optional creation times."""
+    return b if a is None else a if b is None else max(a, b)
 
 
 @dataclass
@@ -194,6 +241,8 @@ class GroupState:
     tiers: dict[str, TierCounts] = field(default_factory=dict)
     excluded: Counts = field(default_factory=Counts)
     seen: dict[MatchId, int] = field(default_factory=dict)
+    excluded_patches: Counter[str] = field(default_factory=Counter)  # ``patches`` of ``excluded``
+    read_now: set[str] = field(default_factory=set)  # tiers read by this run (not stored)
 
     def __post_init__(self) -> None:
         for tier in GROUPS[self.group]:
@@ -234,6 +283,16 @@ class GroupState:
         self._count(tier_state.counts, kept)
         if excluded:
             self._count(self.excluded, excluded)
+            self.excluded_patches.update(patch_counts(excluded))
+        if kept:
+            tier_state.newest = later(tier_state.newest, newest_created(kept))
+            tier_state.patches.update(patch_counts(kept))
+        if records or skipped:
+            if tier not in self.read_now:  # the first read of the tier in this run: a new share
+                self.read_now.add(tier)
+                tier_state.read, tier_state.read_invalid = 0, Counter()
+            tier_state.read += len(records) + skipped.total()
+            tier_state.read_invalid.update(skipped)
         tier_state.skipped.update(skipped)
         if duplicates:
             tier_state.skipped[DUPLICATE] += duplicates
@@ -317,6 +376,21 @@ class GroupState:
                     excluded.append(m)
             kept.append(m)
         return kept, excluded, duplicates
+
+    def newest(self) -> int | None:
+        """The newest game_creation over the records any tier of the group counted."""
+        newest: int | None = None
+        for tier in self.tiers.values():
+            newest = later(newest, tier.newest)
+        return newest
+
+    def group_patches(self) -> Counter[str]:
+        """Matches per patch as the group counts them: its tiers' summed, cross-tier duplicates out."""
+        total: Counter[str] = Counter()
+        for tier in self.tiers.values():
+            total.update(tier.patches)
+        total.subtract(self.excluded_patches)
+        return +total
 
     def group_counts(self) -> Counts:
         """The group's own counters: its tiers summed, cross-tier duplicates taken out."""

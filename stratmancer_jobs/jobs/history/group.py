@@ -17,6 +17,7 @@ from typing import Final
 
 from stratmancer_jobs.config import HistorySettings
 from stratmancer_jobs.jobs.history import cache
+from stratmancer_jobs.jobs.history.counts import GroupState
 from stratmancer_jobs.jobs.history.filestat import FileStat
 from stratmancer_jobs.jobs.history.incremental import Checkpoint
 from stratmancer_jobs.jobs.history.parallel import Send
@@ -38,6 +39,24 @@ class GroupTask:
     carried: Mapping[str, bytes | None]  # entries taken from the previous index (``read.carried``)
 
 
+@dataclass(frozen=True)
+class Freshness:
+    """One group's freshness figures, for the sidecar and the run's record (``write.freshness``)."""
+
+    newest: dict[str, int | None]  # the group and each tier with a file -> newest game_creation (ms)
+    patches: dict[str, int]  # matches per patch, as the group counts them
+    read: dict[str, tuple[int, dict[str, int]]]  # tier -> records its last read read, invalid by reason
+
+
+def freshness(state: GroupState, present: set[str]) -> Freshness:
+    """The figures of ``state`` for the tiers with a file (``present``) and the group."""
+    tiers = [t for t in GROUPS[state.group] if t in present]
+    newest: dict[str, int | None] = {state.group: state.newest()}
+    newest.update({t: state.tiers[t].newest for t in tiers})
+    read = {t: (state.tiers[t].read, dict(sorted(state.tiers[t].read_invalid.items()))) for t in tiers}
+    return Freshness(newest, dict(sorted(state.group_patches().items())), read)
+
+
 @dataclass
 class GroupDone:
     """One group after its refresh: what the index, the sidecar, the manifest and the log need."""
@@ -48,6 +67,7 @@ class GroupDone:
     rebuilt: bool
     jobs: dict[str, Job]  # the group's and its tiers' entries
     tier_skipped: dict[str, Counter[str]]  # records skipped per reason, per tier with a file
+    fresh: Freshness = field(default_factory=lambda: Freshness({}, {}, {}))
     files: int = 0  # files read
     nbytes: int = 0
     invalid: dict[Path, Counter[str]] = field(default_factory=dict)  # invalid records per file read
@@ -83,6 +103,7 @@ def refresh_group(task: GroupTask, group: str, send: Send) -> GroupDone:
         run.rebuilt,
         jobs,
         {tier: run.state.tiers[tier].skipped for tier in GROUPS[group] if tier in present},
+        freshness(run.state, present),
         reader.files,
         reader.nbytes,
         reader.skipped,

@@ -30,6 +30,7 @@ from pathlib import Path
 
 from stratmancer_jobs.config import HistorySettings
 from stratmancer_jobs.errors import InputError, PartialFailure
+from stratmancer_jobs.freshness import Observed
 from stratmancer_jobs.jobs import BeforeCommit, JobContext, JobResult, ProgressSink, nothing_to_record
 from stratmancer_jobs.jobs.history import cache, sources
 from stratmancer_jobs.jobs.history.group import GroupTask, refresh_group, split_groups
@@ -38,7 +39,7 @@ from stratmancer_jobs.jobs.history.plan import keep_previous, render_index
 from stratmancer_jobs.jobs.history.read import Previous, Tally, carried, unchanged
 from stratmancer_jobs.jobs.history.records import DUPLICATE, INVALID_REASONS
 from stratmancer_jobs.jobs.history.tiers import GROUPS, TIERS
-from stratmancer_jobs.jobs.history.write import sidecar, write_outputs
+from stratmancer_jobs.jobs.history.write import observed, sidecar, write_outputs
 from stratmancer_jobs.layout import Layout
 
 _log = logging.getLogger(__name__)
@@ -60,6 +61,7 @@ class HistoryOutcome:
     files_read: int
     bytes_read: int
     errors: tuple[str, ...] = ()
+    inputs: Observed | None = None  # None: nothing was read (an unchanged run)
 
 
 def _unchanged_outcome(manifest: cache.Manifest) -> HistoryOutcome:
@@ -164,6 +166,7 @@ def refresh_history(
         sum(d.files for d in done.values()),
         sum(d.nbytes for d in done.values()),
         tuple(errors),
+        observed(done),
     )
 
 
@@ -218,8 +221,8 @@ def run(ctx: JobContext) -> JobResult:
     summary = summarize(outcome, time.monotonic() - started)
     if outcome.errors:  # the other tiers' update was written (and announced): its hooks still run
         error = "bad tier file(s), their tiers kept their last entries: " + "; ".join(outcome.errors)
-        raise PartialFailure(error, summary=summary, metrics=metrics)
-    return JobResult(summary=summary, metrics=metrics)
+        raise PartialFailure(error, summary=summary, metrics=metrics, inputs=outcome.inputs)
+    return JobResult(summary=summary, metrics=metrics, inputs=outcome.inputs)
 
 
 def _size(path: Path) -> int:

@@ -40,6 +40,10 @@ class Match(msgspec.Struct, gc=False):
     red_picks: Team
     blue_win: bool
     match_id: str | int | None = None
+    # read for the freshness checks only, never validated here: any JSON value is accepted (a record
+    # with an odd one still counts), and ``counts`` keeps only an int creation time and a str patch
+    game_creation: Any = None
+    patch: Any = None
 
 
 class _Loose(msgspec.Struct, gc=False):
@@ -49,6 +53,8 @@ class _Loose(msgspec.Struct, gc=False):
     red_picks: Any = msgspec.UNSET
     blue_win: Any = msgspec.UNSET
     match_id: Any = None
+    game_creation: Any = None
+    patch: Any = None
 
 
 class RecordsError(ValueError):
@@ -144,7 +150,9 @@ def classify(raw: bytes | msgspec.Raw) -> Match | str:
     mid = loose.match_id
     if not isinstance(mid, str | int) or isinstance(mid, bool):
         mid = None  # an id of another type cannot be deduplicated; the record still counts
-    return Match(tuple(loose.blue_picks), tuple(loose.red_picks), loose.blue_win, mid)
+    return Match(
+        tuple(loose.blue_picks), tuple(loose.red_picks), loose.blue_win, mid, loose.game_creation, loose.patch
+    )
 
 
 # A JSON string (skipped over whole, so that nothing inside one is touched) or one of the tokens

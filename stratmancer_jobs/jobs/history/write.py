@@ -18,13 +18,14 @@ from typing import Any
 import xxhash
 
 from stratmancer_jobs.atomicio import atomic_write_bytes, atomic_write_json
+from stratmancer_jobs.freshness import Observed, ReadShare
 from stratmancer_jobs.jobs import BeforeCommit, Change, nothing_to_record
 from stratmancer_jobs.jobs.history import cache
 from stratmancer_jobs.jobs.history.aggregate import DIGITS
 from stratmancer_jobs.jobs.history.filestat import FileStat
 from stratmancer_jobs.jobs.history.group import GroupDone
 from stratmancer_jobs.jobs.history.sources import SourceFile
-from stratmancer_jobs.jobs.history.tiers import TIER_GROUP
+from stratmancer_jobs.jobs.history.tiers import GROUPS, TIER_GROUP
 from stratmancer_jobs.layout import Layout
 
 LIMIT_NAMES = ("min_champ_games", "min_pair_games", "min_counter_games")
@@ -60,6 +61,7 @@ def sidecar(
         }
     return {
         "generated_at": now.isoformat() if now is not None else None,
+        "freshness": freshness_table(done),
         "thresholds": dict(zip(LIMIT_NAMES, limits, strict=True)),
         "rounding_digits": DIGITS,
         "entries": dict(sorted(entries.items())),
@@ -67,6 +69,35 @@ def sidecar(
         "skipped": dict(sorted(skipped.items())),
         "errors": errors,
     }
+
+
+def freshness_table(done: dict[str, GroupDone]) -> dict[str, Any]:
+    """The sidecar's freshness table: the newest ``game_creation`` (epoch ms) per elo group and tier,
+    matches per patch per elo group, and each tier's last read (records, invalid by reason)."""
+    groups = [g for g in GROUPS if g in done]
+    return {
+        "newest_game_creation_ms": {k: v for g in groups for k, v in done[g].fresh.newest.items()},
+        "matches_per_patch": {g: done[g].fresh.patches for g in groups},
+        "last_read": {
+            tier: {"records": records, "invalid": invalid}
+            for g in groups
+            for tier, (records, invalid) in done[g].fresh.read.items()
+        },
+    }
+
+
+def observed(done: dict[str, GroupDone]) -> Observed:
+    """What the run saw, for the freshness checks: data age per group and tier, each tier's last read."""
+    table = freshness_table(done)
+    read = {
+        tier: ReadShare(
+            r["records"],
+            sum(r["invalid"].values()),
+            max(sorted(r["invalid"]), key=r["invalid"].__getitem__) if r["invalid"] else None,
+        )
+        for tier, r in table["last_read"].items()
+    }
+    return Observed(newest_ms=table["newest_game_creation_ms"], read=read)
 
 
 def _differs(path: Path, data: bytes) -> bool:

@@ -30,6 +30,7 @@ from typing import TYPE_CHECKING, Any
 from stratmancer_jobs.atomicio import atomic_write_bytes, atomic_write_json
 from stratmancer_jobs.clock import file_stamp
 from stratmancer_jobs.errors import FetchError, JobError, PartialFailure, StorageError
+from stratmancer_jobs.freshness import Observed, recent_patches
 from stratmancer_jobs.http import Sleep, display_url, get_json
 from stratmancer_jobs.jobs import BeforeCommit, Change, JobContext, JobResult, nothing_to_record
 from stratmancer_jobs.jobs.patch.meta import (
@@ -62,6 +63,7 @@ class PatchOutcome:
     error: str | None = None
     preserved_copy: Path | None = None
     cross_check: Mapping[str, Any] | None = None
+    versions: tuple[str, ...] = ()  # Data Dragon's recent patches, newest first (freshness.recent_patches)
 
 
 def _read_raw(path: Path) -> bytes | None:
@@ -87,11 +89,13 @@ def _preserve(path: Path, existing: ExistingMeta, now: datetime, log: logging.Lo
 
 def _fetch_latest(
     session: requests.Session, settings: PatchSettings, log: logging.Logger, sleep: Sleep
-) -> tuple[str, str]:
+) -> tuple[str, str, tuple[str, ...]]:
+    """The latest version, its patch, and the recent patches in Data Dragon's order (newest first)."""
     url = f"{settings.base_url}/api/versions.json"
     payload = get_json(session, url, settings, log, sleep=sleep)
     try:
-        return choose_version(payload)
+        version, patch = choose_version(payload)
+        return version, patch, recent_patches(payload if isinstance(payload, list) else ())
     except FetchError as exc:
         raise FetchError(f"unusable response from {display_url(url)}: {exc.message}") from None
 
@@ -138,7 +142,7 @@ def refresh_patch(
     # meta.json is read after the network calls, right before it is rewritten, so that a concurrent
     # edit of its other keys is overwritten only in a window of milliseconds, not of a slow fetch
     try:
-        version, patch = _fetch_latest(session, settings, log, sleep)
+        version, patch, versions = _fetch_latest(session, settings, log, sleep)
     except FetchError as exc:
         return _on_failure(meta_path, interpret_meta(_read_raw(meta_path)), settings, now, log, exc.message)
     check = _cross_check(session, settings, version, log, sleep) if settings.cross_check else None
@@ -168,6 +172,7 @@ def refresh_patch(
         changed=bool(meta["patch_changed"]),
         preserved_copy=preserved,
         cross_check=check,
+        versions=versions,
     )
 
 
@@ -265,4 +270,5 @@ def run(ctx: JobContext) -> JobResult:
     }
     if outcome.error is not None:  # the fallback rules were applied, but Data Dragon could not be used
         raise PartialFailure(outcome.error, summary=summarize(outcome), metrics=metrics)
-    return JobResult(summary=summarize(outcome), metrics=metrics)
+    inputs = Observed(versions=outcome.versions) if outcome.versions else None
+    return JobResult(summary=summarize(outcome), metrics=metrics, inputs=inputs)

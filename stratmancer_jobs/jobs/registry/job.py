@@ -21,6 +21,7 @@ from typing import Any
 from stratmancer_jobs.atomicio import atomic_write_json
 from stratmancer_jobs.clock import iso
 from stratmancer_jobs.errors import InputError
+from stratmancer_jobs.freshness import Observed
 from stratmancer_jobs.jobs import BeforeCommit, Change, JobContext, JobResult, nothing_to_record
 from stratmancer_jobs.jobs.registry.cards import (
     MAX_CARD_BYTES,
@@ -288,6 +289,39 @@ def refresh_registry(
     return RegistryOutcome(valid, invalid, active, changes, served, unservable, changed)
 
 
+def _read_or_none(path: Path) -> bytes | None:
+    try:
+        return path.read_bytes()
+    except OSError:
+        return None
+
+
+def observe_inputs(ctx: JobContext, outcome: RegistryOutcome) -> Observed:
+    """The served models' card patches and, for the rich ones, their feature assets for the current
+    patch (built first when ``[freshness] build_assets_command`` is set)."""
+    from stratmancer_jobs.jobs.registry.assets import Builder, check_assets
+    from stratmancer_jobs.jobs.registry.inputs import current_patch, patch_matches, rich_models, served_models
+
+    layout, fresh = ctx.settings.layout, ctx.settings.freshness
+    patch = current_patch(_read_or_none(layout.meta_file))
+    cards = {card.file: card for card in outcome.valid}
+    served = outcome.served.served
+    if patch is None:
+        return Observed(current_patch=None, models=served_models(served, cards))
+    sidecar = _read_or_none(layout.history_sidecar) if fresh.build_assets_command else None
+    builder = Builder(
+        fresh.build_assets_command,
+        fresh.build_assets_timeout_s,
+        # the patch announcement's threshold (issue 22), when this version has it; 0: at once
+        int(getattr(ctx.settings.patch, "announce_after_matches", 0) or 0),
+        lambda elo, p: patch_matches(sidecar, elo, p),
+        ctx.settings.env,
+        ctx.settings.redact_values,
+    )
+    assets = check_assets(rich_models(served, cards, layout.root), patch, layout, builder, ctx.now, ctx.log)
+    return Observed(current_patch=patch, models=served_models(served, cards), assets=assets)
+
+
 def run(ctx: JobContext) -> JobResult:
     """Runner entry point."""
     layout = ctx.settings.layout
@@ -298,6 +332,7 @@ def run(ctx: JobContext) -> JobResult:
         require_calibrator=ctx.settings.registry.require_calibrator,
         before_commit=ctx.before_commit,
     )
+    inputs = observe_inputs(ctx, outcome)
     metrics: dict[str, float | str] = {
         "models_registered": len(outcome.valid),
         "models_invalid": len(outcome.invalid),
@@ -311,4 +346,5 @@ def run(ctx: JobContext) -> JobResult:
         summary=outcome.summary(),
         metrics=metrics,
         warning=outcome.warning,
+        inputs=inputs,
     )
