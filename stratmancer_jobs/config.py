@@ -24,13 +24,14 @@ core modules never read ``os.environ``.
 
 from __future__ import annotations
 
+import contextlib
 import math
 import os
-import tomllib
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar
+from urllib.parse import urlsplit
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from stratmancer_jobs.errors import ConfigError
@@ -38,6 +39,7 @@ from stratmancer_jobs.freshness import FreshnessSettings, parse_freshness
 from stratmancer_jobs.jobtable import JOBS, JobSpec
 from stratmancer_jobs.layout import Layout
 from stratmancer_jobs.logs import MIN_SECRET_LEN, secret_values
+from stratmancer_jobs.smallfile import loads_toml, read_small_file
 
 if TYPE_CHECKING:  # parse_hooks is imported in _hooks, only when a job has on_change
     from stratmancer_jobs.hookspec import HookSpec
@@ -155,20 +157,36 @@ def _typed(table: Mapping[str, Any], key: str, where: str, kind: type[T], defaul
         return default
     value = table[key]
     if kind is float and isinstance(value, int) and not isinstance(value, bool):
-        value = float(value)
+        try:
+            value = float(value)
+        except OverflowError:
+            raise ConfigError(f"config key {where}{key} is too large, got {_shown(value)}") from None
     if not isinstance(value, kind) or (kind is int and isinstance(value, bool)):
         raise ConfigError(
-            f"config key {where}{key} must be {kind.__name__}, got {type(value).__name__} {value!r}"
+            f"config key {where}{key} must be {kind.__name__}, got {type(value).__name__} {_shown(value)}"
         )
     return value
+
+
+def _shown(value: object, limit: int = 80) -> str:
+    """``repr(value)`` cut to ``limit`` characters: a value or key from the file may be a megabyte long
+    (the repr of an integer of thousands of digits is not even computed)."""
+    if isinstance(value, int) and not isinstance(value, bool) and value.bit_length() > 256:
+        return f"an integer of {value.bit_length()} bits"
+    return _cut(repr(value), limit)
+
+
+def _cut(text: str, limit: int = 80) -> str:
+    return text if len(text) <= limit else text[: limit - 1] + "…"
 
 
 def _in_range(value: float, name: str, low: float, high: float, *, low_open: bool = False) -> None:
     """ConfigError naming the key unless ``value`` is finite and in [low, high] ((low, high] if open)."""
     above_low = value > low if low_open else value >= low
-    if not (math.isfinite(value) and above_low and value <= high):
+    finite = isinstance(value, int) or math.isfinite(value)  # isfinite() overflows on a huge int
+    if not (finite and above_low and value <= high):
         lower = f"> {_number(low)}" if low_open else f">= {_number(low)}"
-        raise ConfigError(f"config key {name} must be {lower} and <= {_number(high)}, got {value!r}")
+        raise ConfigError(f"config key {name} must be {lower} and <= {_number(high)}, got {_shown(value)}")
 
 
 def _number(value: float) -> str:
@@ -205,17 +223,56 @@ def local_zone(env: Mapping[str, str]) -> ZoneInfo:
         return ZoneInfo("UTC")
 
 
+_BOMS = (
+    (b"\xef\xbb\xbf", "a UTF-8 byte order mark (BOM)"),
+    (b"\xff\xfe", "a UTF-16 byte order mark (BOM)"),
+    (b"\xfe\xff", "a UTF-16 byte order mark (BOM)"),
+)
+
+
 def _read_toml(path: Path) -> dict[str, Any] | None:
-    try:
-        raw = path.read_bytes()
-    except FileNotFoundError:
+    """The parsed config file, None when there is none; every problem is one ConfigError naming it.
+
+    Only a regular file of at most 1 MiB is read (see ``smallfile``); a dangling symlink is an error,
+    not "no config": the hooks it configured would be dropped silently.
+    """
+    raw = read_small_file(path, what="config file", error=ConfigError)
+    if raw is None:
         return None
-    except OSError as exc:
-        raise ConfigError(f"cannot read config file {path}: {exc.strerror}") from None
+    for mark, name in _BOMS:
+        if raw.startswith(mark):
+            raise ConfigError(f"config file {path} starts with {name}; save it as UTF-8 without a BOM")
     try:
-        return tomllib.loads(raw.decode("utf-8"))
-    except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
+        data = loads_toml(raw.decode("utf-8"))
+    except UnicodeDecodeError as exc:
+        raise ConfigError(f"config file {path} is not valid UTF-8 (byte {exc.start})") from None
+    except ValueError as exc:  # tomllib.TOMLDecodeError, or too deep, too long a key, too many digits
         raise ConfigError(f"config file {path} is not valid TOML: {exc}") from None
+    nul = _nul_key(data, "")
+    if nul is not None:
+        raise ConfigError(f"{path}: config key {nul} contains a NUL character")
+    return data
+
+
+def _nul_key(value: object, where: str) -> str | None:
+    """The first key (dotted, ``[i]`` for array items) whose name or string value holds a NUL, or None;
+    a path or command with one can never be used (every system call refuses it)."""
+    if isinstance(value, str):
+        return _cut(where) if "\0" in value else None
+    if isinstance(value, dict):
+        for key, item in value.items():
+            name = f"{where}.{key}" if where else key
+            if "\0" in key:
+                return _cut(name.replace("\0", "\\0"))
+            found = _nul_key(item, name)
+            if found is not None:
+                return found
+    if isinstance(value, list):
+        for index, item in enumerate(value):
+            found = _nul_key(item, f"{where}[{index}]")
+            if found is not None:
+                return found
+    return None
 
 
 def _table(data: Mapping[str, Any], key: str, where: str) -> Mapping[str, Any]:
@@ -232,7 +289,7 @@ def _job_schedules(data: Mapping[str, Any]) -> dict[str, JobSchedule]:
     for name in jobs_table:
         if name not in {spec.id for spec in JOBS}:
             valid = ", ".join(spec.id for spec in JOBS)
-            raise ConfigError(f"config key jobs.{name}: unknown job (valid: {valid})")
+            raise ConfigError(f"config key jobs.{_cut(name)}: unknown job (valid: {valid})")
     result: dict[str, JobSchedule] = {}
     for spec in JOBS:
         where = f"jobs.{spec.id}."
@@ -320,8 +377,7 @@ def _patch(data: Mapping[str, Any], env: Mapping[str, str]) -> PatchSettings:
     d = PatchSettings()
     w = "patch."
     base_url = env.get("STRATMANCER_DDRAGON_URL") or _typed(table, "base_url", w, str, d.base_url)
-    if not base_url.startswith(("http://", "https://")):
-        raise ConfigError(f"config key patch.base_url must be an http(s) URL, got {base_url!r}")
+    check_url(base_url, "config key patch.base_url")  # the variable was checked in _check_environment
     default_patch = _typed(table, "default_patch", w, str, "") if "default_patch" in table else None
     from stratmancer_jobs.patchver import parse_patch
 
@@ -359,7 +415,38 @@ def _patch(data: Mapping[str, Any], env: Mapping[str, str]) -> PatchSettings:
 def _reject_unknown(table: Mapping[str, Any], where: str, known: set[str]) -> None:
     for key in table:
         if key not in known:
-            raise ConfigError(f"config key {where}{key} is unknown (known: {', '.join(sorted(known))})")
+            raise ConfigError(f"config key {where}{_cut(key)} is unknown (known: {', '.join(sorted(known))})")
+
+
+def check_url(url: str, where: str) -> None:
+    """ConfigError naming ``where`` unless ``url`` is a usable http(s) base URL: a host, a port in
+    1-65535, no whitespace or control character (requests would drop a newline and fetch elsewhere),
+    no query or fragment (paths are appended to it). Checked here, not when the first request fails."""
+    shown = _shown(_without_userinfo(url))
+    if any(ch.isspace() or ord(ch) < 32 or ord(ch) == 127 for ch in url):
+        raise ConfigError(f"{where} must not contain whitespace or control characters, got {shown}")
+    try:
+        parts = urlsplit(url)
+        port = parts.port
+    except ValueError as exc:  # a port out of range or not a number, a bad [IPv6] address
+        raise ConfigError(f"{where} is not a valid URL ({exc}), got {shown}") from None
+    if parts.scheme not in ("http", "https"):
+        raise ConfigError(f"{where} must be an http(s) URL, got {shown}")
+    if not parts.hostname:
+        raise ConfigError(f"{where} has no host, got {shown}")
+    if port == 0:
+        raise ConfigError(f"{where} has port 0 (use 1-65535), got {shown}")
+    if parts.query or parts.fragment or "?" in url or "#" in url:
+        raise ConfigError(f"{where} must not have a query or fragment (paths follow it), got {shown}")
+
+
+def _without_userinfo(url: str) -> str:
+    """The URL with any ``user:password@`` masked, for messages."""
+    scheme, sep, rest = url.partition("://")
+    host, at, tail = rest.partition("@") if sep else ("", "", "")
+    if at and "/" not in host:
+        return f"{scheme}://***@{tail}"
+    return url
 
 
 def _metrics_path(root: Path, value: str, where: str) -> Path | None:
@@ -405,27 +492,87 @@ def load_settings(
     ``root``, ``metrics_file`` and ``timeout_s`` are the raw command-line flags (None when not given).
     """
     run_timeout_s = check_timeout(timeout_s)  # a bad flag is reported before anything is read
-    if root is None:
-        home = env.get("STRATMANCER_HOME", "").strip()
-        root = Path(home) if home else Path.cwd()
-    root = root.expanduser().resolve()
-    if not root.is_dir():
-        raise ConfigError(f"deployment root {root} is not a directory (set --root or STRATMANCER_HOME)")
-    layout = Layout(root)
+    layout = Layout(deployment_root(root, env))
     data = _read_toml(layout.config_file)
+    with _naming(layout.config_file):
+        env_path = _env_file_path(layout, _typed(data or {}, "env_file", "", str, ""))
+    from_file: dict[str, str] = {}
+    if env_path is not None:  # its errors name the env file
+        from stratmancer_jobs.envfile import read_env_file
+
+        from_file = read_env_file(env_path)
+    env = {**from_file, **env}  # the process environment wins over the file
+    _check_environment(layout.root, env, metrics_file)
+    with _naming(layout.config_file):  # the flags and variables were checked above: this is the file
+        return _resolve(
+            layout,
+            data,
+            env,
+            metrics_file=metrics_file,
+            run_timeout_s=run_timeout_s,
+            env_file=(env_path, from_file),
+        )
+
+
+@contextlib.contextmanager
+def _naming(config_file: Path) -> Iterator[None]:
+    """Prefix a ConfigError about the file's content with the file's path."""
+    try:
+        yield
+    except ConfigError as exc:
+        raise ConfigError(f"{config_file}: {exc}") from None
+
+
+def deployment_root(root: Path | None, env: Mapping[str, str]) -> Path:
+    """The deployment root, absolute: the --root flag, else ``STRATMANCER_HOME``, else the current
+    directory; ConfigError (one line, the path cut) when it is not a usable directory."""
+    shown = "the current directory"
+    try:
+        if root is None:
+            home = env.get("STRATMANCER_HOME", "").strip()
+            root = Path(home) if home else Path.cwd()
+        text = str(root)
+        shown = text if len(text) <= 200 else f"{text[:200]}\u2026 ({len(text)} characters)"
+        root = root.expanduser().resolve()
+        if root.is_dir():
+            return root
+        reason = "is not a directory"
+    except (OSError, RuntimeError, ValueError) as exc:  # a name too long, a symlink loop, a NUL
+        reason = f"cannot be used: {exc.strerror if isinstance(exc, OSError) else exc}"
+    raise ConfigError(f"deployment root {shown} {reason} (set --root or STRATMANCER_HOME)")
+
+
+def _check_environment(root: Path, env: Mapping[str, str], metrics_flag: Path | None) -> None:
+    """Refuse a bad environment variable before the file's values are read, naming the variable:
+    every later ConfigError is about the file's content and names the file."""
+    if env.get("STRATMANCER_TZ"):
+        _zone(env["STRATMANCER_TZ"], "STRATMANCER_TZ")
+    if env.get("STRATMANCER_DDRAGON_URL"):
+        check_url(env["STRATMANCER_DDRAGON_URL"], "STRATMANCER_DDRAGON_URL")
+    from_env = env.get("STRATMANCER_METRICS_FILE", "").strip()
+    if metrics_flag is None and from_env:
+        _metrics_path(root, from_env, "STRATMANCER_METRICS_FILE")
+
+
+def _resolve(
+    layout: Layout,
+    data: dict[str, Any] | None,
+    env: Mapping[str, str],
+    *,
+    metrics_file: Path | None,
+    run_timeout_s: float | None,
+    env_file: tuple[Path | None, Mapping[str, str]],
+) -> Settings:
+    """``load_settings`` once the root is known, the file is read (None: there is none) and ``env``
+    holds the env file's variables under the process's own (``env_file``: its path and variables)."""
+    root = layout.root
     found = data is not None
     data = data or {}
     known_top = {
         "timezone", "metrics_file", "env_file", "jobs", "history", "patch", "registry", "deploy", "freshness"
     }  # fmt: skip
     _reject_unknown(data, "", known_top)
-    env_path = _env_file_path(layout, _typed(data, "env_file", "", str, ""))
-    from_file: dict[str, str] = {}
-    if env_path is not None:
-        from stratmancer_jobs.envfile import read_env_file
-
-        from_file = read_env_file(env_path)
-    env = {**from_file, **env}  # the process environment wins over the file
+    env_path, from_file = env_file
 
     if env.get("STRATMANCER_TZ"):
         zone = _zone(env["STRATMANCER_TZ"], "STRATMANCER_TZ")

@@ -22,6 +22,7 @@ from stratmancer_jobs.state import (
     JobRecord,
     RunMarker,
     State,
+    StateStore,
     empty_state,
     encodable,
     first_recorded,
@@ -156,7 +157,8 @@ def build_report(
 ) -> StatusReport:
     """Read the state once (unless given: the one a run just committed) and compute every job's row at
     ``now``."""
-    state_error: str | None = None
+    lock_problem = StateStore(settings.layout.state_file).lock_problem()  # no run could record itself
+    state_error = None if lock_problem is None else encodable(lock_problem)
     if state is None:
         try:
             state = load_state(settings.layout.state_file)

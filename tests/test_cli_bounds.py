@@ -41,8 +41,8 @@ def test_huge_timeout_seconds_in_config_is_one_line_exit_2(root: Path) -> None:
     assert "Traceback" not in done.stderr
     lines = done.stderr.strip().splitlines()
     assert lines == [
-        "error: config key jobs.refresh_model_registry.timeout_seconds must be >= 0 and <= 604800, "
-        "got 9300000000"
+        f"error: {root / 'config/jobs.toml'}: config key jobs.refresh_model_registry.timeout_seconds "
+        "must be >= 0 and <= 604800, got 9300000000"
     ]
 
 

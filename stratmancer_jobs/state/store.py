@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import stat
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, replace
 from datetime import datetime
@@ -19,6 +20,7 @@ from stratmancer_jobs.atomicio import atomic_write_json, make_dirs
 from stratmancer_jobs.clock import file_stamp, iso
 from stratmancer_jobs.errors import StateError, StorageError
 from stratmancer_jobs.layout import lock_beside
+from stratmancer_jobs.smallfile import file_kind
 from stratmancer_jobs.state.codec import decode, encodable, encode, load_state
 from stratmancer_jobs.state.records import JobRecord, State, first_recorded
 
@@ -63,8 +65,27 @@ class StateStore:
             raise StorageError(
                 f"state lock {self.lock_path} still held after {STATE_LOCK_TIMEOUT_S:.0f} s"
             ) from None
-        except PermissionError as exc:
-            raise StorageError(f"cannot lock {self.lock_path}: {exc.strerror}") from None
+        except OSError as exc:  # a symlink (ELOOP: not followed), a directory, a file owned by root
+            problem = self.lock_problem()
+            if problem is None and isinstance(exc, PermissionError):
+                problem = (
+                    f"cannot lock {self.lock_path}: {exc.strerror}; chown it (or its directory) to the "
+                    "user running the jobs, or delete it (it is recreated)"
+                )
+            raise StorageError(problem or f"cannot lock {self.lock_path}: {exc.strerror}") from None
+
+    def lock_problem(self) -> str | None:
+        """Why the state lock file cannot be used (a symlink, a directory, a FIFO ... at its name), with
+        the fix, or None; checked without opening it, so that ``status`` can report it too."""
+        try:
+            mode = os.lstat(self.lock_path).st_mode
+        except OSError:  # absent (created on the first lock) or unreachable: the lock itself will say
+            return None
+        if stat.S_ISREG(mode):
+            return None
+        kind = "a symbolic link" if stat.S_ISLNK(mode) else file_kind(mode)
+        fix = "remove the directory" if stat.S_ISDIR(mode) else "delete it"
+        return f"state lock {self.lock_path} is {kind}, not a regular file; {fix} (it is recreated)"
 
     def _quarantine(self, error: StateError, now: datetime) -> tuple[State, str]:
         target = self.path.with_name(f"{self.path.name}.corrupt-{file_stamp(now)}-{os.getpid()}")

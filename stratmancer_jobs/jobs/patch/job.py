@@ -44,6 +44,7 @@ from stratmancer_jobs.jobs.patch.meta import (
     realm_version,
 )
 from stratmancer_jobs.patchver import normalize_patch
+from stratmancer_jobs.smallfile import read_small_file
 
 if TYPE_CHECKING:
     import requests
@@ -67,14 +68,9 @@ class PatchOutcome:
 
 
 def _read_raw(path: Path) -> bytes | None:
-    try:
-        return path.read_bytes()
-    except FileNotFoundError:
-        return None
-    except IsADirectoryError:
-        raise StorageError(f"cannot read {path}: it is a directory") from None
-    except OSError as exc:
-        raise StorageError(f"cannot read {path}: {exc.strerror or type(exc).__name__}") from None
+    """meta.json's bytes (None: no file); a FIFO, a device, a directory or a file over 1 MiB there is a
+    StorageError naming it, before anything blocks or fills the memory."""
+    return read_small_file(path, what="patch metadata", error=StorageError)
 
 
 def _preserve(path: Path, existing: ExistingMeta, now: datetime, log: logging.Logger) -> Path | None:

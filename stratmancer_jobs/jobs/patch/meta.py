@@ -8,7 +8,6 @@ writes).
 
 from __future__ import annotations
 
-import json
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime
@@ -17,6 +16,7 @@ from typing import Any
 from stratmancer_jobs.clock import iso
 from stratmancer_jobs.errors import FetchError
 from stratmancer_jobs.patchver import latest_version, normalize_patch, parse_version, patch_of
+from stratmancer_jobs.smallfile import loads_json
 
 SOURCE_DDRAGON = "ddragon"
 SOURCE_FALLBACK = "fallback"
@@ -38,8 +38,8 @@ def interpret_meta(raw: bytes | None) -> ExistingMeta:
     if raw is None:
         return ExistingMeta(data={}, patch=None)
     try:
-        data = json.loads(raw)
-    except (ValueError, RecursionError):
+        data = loads_json(raw)  # a bounded depth: the keys kept are written back by json.dumps
+    except ValueError:
         return ExistingMeta(data={}, patch=None, raw=raw, problem="is not valid JSON")
     if not isinstance(data, dict):
         return ExistingMeta(data={}, patch=None, raw=raw, problem="is not a JSON object")
