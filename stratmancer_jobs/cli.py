@@ -18,9 +18,9 @@ from typing import Annotated, Any, NoReturn
 import typer
 
 from stratmancer_jobs import __version__
-from stratmancer_jobs.config import MAX_TIMEOUT_S, Settings, load_settings
+from stratmancer_jobs.config import MAX_TIMEOUT_S, Settings, check_timeout, load_settings
 from stratmancer_jobs.errors import EXIT_FAILED, EXIT_OK, EXIT_USAGE, StratmancerError
-from stratmancer_jobs.jobtable import find_job
+from stratmancer_jobs.jobtable import JobSpec, find_job
 from stratmancer_jobs.logs import LOGGER_NAME, secret_values, setup_logging
 
 app = typer.Typer(
@@ -63,12 +63,23 @@ def _fail(message: str, code: int) -> NoReturn:
     raise typer.Exit(code)
 
 
-def _settings(ctx: typer.Context, timeout: float | None = None) -> Settings:
-    """The one call into the resolver: raw flag values and the environment; precedence lives there."""
+def _settings(ctx: typer.Context, timeout: float | None = None, job: JobSpec | None = None) -> Settings:
+    """The one call into the resolver: raw flag values and the environment; precedence lives there.
+
+    When ``job`` is given, a run refused for its configuration is recorded in its state (a bad flag,
+    seen at once by whoever typed it, is not)."""
     g: Globals = ctx.obj
+    try:
+        check_timeout(timeout)
+    except StratmancerError as exc:
+        _fail(str(exc), exc.exit_code)
     try:
         settings = load_settings(g.root, os.environ, metrics_file=g.metrics_file, timeout_s=timeout)
     except StratmancerError as exc:
+        if job is not None:
+            from stratmancer_jobs.runner import record_refused_run
+
+            record_refused_run(job, g.root, os.environ, str(exc))
         _fail(str(exc), exc.exit_code)
     if settings.env_file_names:  # the env file's values are secrets too: scrub them from the log
         setup_logging(verbose=g.verbose, quiet=g.quiet, fmt=g.log_format, secrets=settings.redact_values)
@@ -154,8 +165,8 @@ def _run(
     from stratmancer_jobs.runner import run_job
 
     g: Globals = ctx.obj
-    settings = _settings(ctx, timeout)
     spec = find_job(job)
+    settings = _settings(ctx, timeout, spec)
     log = logging.getLogger(LOGGER_NAME)
     try:
         with progress_sink(enabled=sys.stderr.isatty() and not g.quiet) as sink:

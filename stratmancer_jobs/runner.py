@@ -25,7 +25,7 @@ from filelock import FileLock, Timeout
 
 from stratmancer_jobs.atomicio import make_dirs
 from stratmancer_jobs.clock import parse_iso, utc_now
-from stratmancer_jobs.config import MAX_TIMEOUT_S, Settings
+from stratmancer_jobs.config import MAX_TIMEOUT_S, Settings, deployment_root
 from stratmancer_jobs.errors import (
     EXIT_FAILED,
     EXIT_OK,
@@ -42,7 +42,8 @@ from stratmancer_jobs.hooks.deliver import Delivery, deliver_change, owe, stoppe
 from stratmancer_jobs.jobs import Change as JobChange
 from stratmancer_jobs.jobs import JobContext, JobResult, ProgressSink, load_job
 from stratmancer_jobs.jobtable import JobSpec
-from stratmancer_jobs.logs import redact
+from stratmancer_jobs.layout import Layout
+from stratmancer_jobs.logs import redact, secret_values
 from stratmancer_jobs.procs import thread_start_refused
 from stratmancer_jobs.progressfile import clear_progress, progress_recorder
 from stratmancer_jobs.schedule import is_due, next_run
@@ -263,6 +264,30 @@ def _record_lock_failure(
         state = committed.state
     _publish_metrics(settings, log, spec, state)
     return RunOutcome("error", EXIT_FAILED, error=message)
+
+
+def record_refused_run(
+    spec: JobSpec, root: Path | None, env: Mapping[str, str], error: str, clock: Clock = utc_now
+) -> None:
+    """Record a run refused for its configuration (exit 2) as a failed run of ``spec``, so that
+    ``status`` and ``--check`` show it (a half-written jobs.toml otherwise leaves no trace).
+
+    Only when the state is reachable: the root resolves and its ``state/`` directory already exists (a
+    mistyped root gets nothing created in it). Not recording is silent: the refusal itself has been
+    reported, on one line, by the caller.
+    """
+    try:
+        layout = Layout(deployment_root(root, env))
+    except StratmancerError:
+        return
+    if not layout.state_dir.is_dir():
+        return
+    now = clock()
+    message = redact(f"not run, configuration error: {error}", secret_values(env))
+    with contextlib.suppress(StratmancerError):
+        StateStore(layout.state_file).update(
+            spec.id, lambda r: mark_failed_unrun(r, at=now, error=message), now
+        )
 
 
 def _read_quietly(store: StateStore) -> State:

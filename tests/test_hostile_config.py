@@ -330,3 +330,42 @@ def test_good_ddragon_urls_are_accepted(root: Path) -> None:
     for url in ("http://[::1]:8080/cdn/", "https://ddragon.example.org"):
         done = run_proc(root, "status", env={"STRATMANCER_DDRAGON_URL": url}, timeout=BOUND_S)
         assert done.returncode == 0, (url, done.stderr)
+
+
+# --- item 12: a run refused for its configuration is recorded ------------------------------------------
+
+
+def test_run_refused_for_half_written_config_is_recorded_and_shown(root: Path) -> None:
+    """A scheduled run refused for a half-written jobs.toml is a failed run in the state: once the file
+    is whole again, status shows the error and --check is not ok."""
+    (root / "state").mkdir()
+    path = root / "config/jobs.toml"
+    path.write_text('[jobs.refresh_model_registry]\nschedule = "*/5 * *')  # cut off mid-write
+    done = run_proc(root, "refresh-registry", timeout=BOUND_S)
+    assert done.returncode == 2
+    line = one_error_line(done)
+    assert line.startswith(f"error: config file {path} is not valid TOML"), line
+    path.write_text('[jobs.refresh_model_registry]\nschedule = "*/5 * * * *"\n')
+    status = run_proc(root, "status", "--json", timeout=BOUND_S)
+    assert status.returncode == 0, status.stderr
+    job = next(j for j in json.loads(status.stdout)["jobs"] if j["id"] == "refresh_model_registry")
+    assert job["last_status"] == "error" and job["consecutive_failures"] == 1, job
+    assert job["last_error_message"] == f"not run, configuration error: {line.removeprefix('error: ')}", job
+    check = run_proc(root, "status", "--check", timeout=BOUND_S)
+    assert check.returncode != 0 and "refresh_model_registry=failing" in check.stdout, check.stdout
+
+
+def test_refused_run_creates_no_state_where_there_was_none(root: Path) -> None:
+    """Without a state/ directory (a mistyped root, or never run) a refused run creates nothing."""
+    (root / "config/jobs.toml").write_text("colour = true\n")
+    done = run_proc(root, "refresh-registry", timeout=BOUND_S)
+    assert done.returncode == 2 and "config key colour is unknown" in one_error_line(done)
+    assert not (root / "state").exists()
+
+
+def test_bad_timeout_flag_is_not_recorded(root: Path) -> None:
+    """A bad --timeout is the typist's mistake, seen at once: refused (exit 2) but not recorded."""
+    (root / "state").mkdir()
+    done = run_proc(root, "refresh-registry", "--timeout", "nan", timeout=BOUND_S)
+    assert done.returncode == 2 and one_error_line(done).startswith("error: --timeout must be between")
+    assert list((root / "state").iterdir()) == []
