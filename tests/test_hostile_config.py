@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import os
+import stat
 import subprocess
 import sys
 from collections.abc import Callable, Iterator
@@ -35,7 +36,15 @@ def _fifo(path: Path) -> None:
 
 
 def _dev_zero(path: Path) -> None:
-    path.symlink_to("/dev/zero")
+    path.symlink_to(endless_device())
+
+
+def endless_device() -> str:
+    """/dev/zero, or /dev/urandom should a process on this machine have replaced /dev/zero by a file."""
+    for name in ("/dev/zero", "/dev/urandom"):
+        if stat.S_ISCHR(os.stat(name).st_mode):
+            return name
+    raise AssertionError("neither /dev/zero nor /dev/urandom is a character device on this machine")
 
 
 def _directory(path: Path) -> None:
@@ -263,10 +272,10 @@ def _run_without_root(args: list[str], env: dict[str, str]) -> Proc:
 # --- item 7: the state lock file ---------------------------------------------------------------------
 
 
-@pytest.mark.parametrize("kind", ["symlink", "directory"])
+@pytest.mark.parametrize("kind", ["symlink", "directory", "fifo"])
 def test_state_lock_symlink_or_directory_is_one_line_and_status_reports_it(root: Path, kind: str) -> None:
-    """state/jobs_state.json.lock as a link or a directory: the run exits 1 in one line with the fix;
-    status exits 1 saying so and --check is critical (no 'never run' with exit 0)."""
+    """state/jobs_state.json.lock as a link, a directory or a FIFO: the run exits 1 in one line with the
+    fix; status exits 1 saying so and --check is critical (no 'never run' with exit 0)."""
     lock = root / "state/jobs_state.json.lock"
     lock.parent.mkdir()
     target = root / "elsewhere.txt"
@@ -274,9 +283,12 @@ def test_state_lock_symlink_or_directory_is_one_line_and_status_reports_it(root:
     if kind == "symlink":
         lock.symlink_to(target)
         expected = f"state lock {lock} is a symbolic link, not a regular file; delete it (it is recreated)"
-    else:
+    elif kind == "directory":
         lock.mkdir()
         expected = f"state lock {lock} is a directory, not a regular file; remove the directory"
+    else:  # flock works on a FIFO: refused anyway, so that runs and status agree
+        os.mkfifo(lock)
+        expected = f"state lock {lock} is a FIFO (named pipe), not a regular file; delete it"
     done = run_proc(root, "refresh-registry", timeout=BOUND_S)
     assert done.returncode == 1, done.stderr
     assert expected in one_error_line(done)

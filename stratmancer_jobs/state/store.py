@@ -55,6 +55,9 @@ class StateStore:
             make_dirs(self.path.parent)
         except OSError as exc:
             raise StorageError(f"cannot create state directory {self.path.parent}: {exc.strerror}") from None
+        problem = self.lock_problem()  # a FIFO or device would lock too; status reports it either way
+        if problem is not None:
+            raise StorageError(problem)
         from filelock import FileLock, Timeout  # here, not at the top: `status` never locks
 
         lock = FileLock(self.lock_path, timeout=STATE_LOCK_TIMEOUT_S, mode=FILE_MODE)
