@@ -17,7 +17,7 @@ from pathlib import Path
 import pytest
 
 from stratmancer_jobs.smallfile import toml_shape_problem
-from tests.conftest import REPO, Proc, run_proc
+from tests.conftest import REPO, Proc, run_proc, write_card
 from tests.ddragon_server import DDragonServer, json_reply
 
 BOUND_S = 30  # every subprocess here answers in about a second; a hang fails the test instead
@@ -252,6 +252,18 @@ def test_root_name_too_long_is_one_short_line_exit_2() -> None:
     line = one_error_line(done)
     assert line.startswith("error: deployment root /tmp/d/d/"), line
     assert "(120004 characters) cannot be used: File name too long" in line and len(line) < 400, line
+
+
+def test_metrics_file_name_too_long_is_a_warning_and_the_run_still_succeeds(root: Path) -> None:
+    """A 300-character metrics file name: one 'metrics not written' warning, the run's exit 0 unchanged."""
+    write_card(root, "mid", "20251030_220550")
+    metrics = root / ("m" * 300 + ".prom")
+    done = run_proc(root, "--metrics-file", str(metrics), "refresh-registry", timeout=BOUND_S)
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert "Traceback" not in done.stderr
+    warnings = [line for line in done.stderr.splitlines() if "metrics not written" in line]
+    assert len(warnings) == 1 and "File name too long" in warnings[0], done.stderr[-2000:]
+    assert (root / "ml_pipeline/model_registry.json").is_file()
 
 
 def _run_without_root(args: list[str], env: dict[str, str]) -> Proc:
