@@ -10,6 +10,7 @@ no dependencies, and it is actively maintained; croniter's DST handling has a lo
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from zoneinfo import ZoneInfo
 
@@ -28,15 +29,74 @@ def validate_cron(expr: str, where: str) -> None:
         raise ConfigError(f"{where}: invalid cron expression {expr!r}: {exc}") from None
 
 
+# How far before a given moment forward iteration starts: the first window is enough for a schedule
+# that fires at least hourly; rarer ones (daily, monthly, 29 February) widen it.
+_WINDOWS = (
+    timedelta(hours=1),
+    timedelta(days=2),
+    timedelta(days=62),
+    timedelta(days=800),
+    timedelta(days=36600),
+)
+
+
+def _safe_start(moment: datetime, zone: ZoneInfo) -> datetime:
+    """``moment`` in ``zone``, moved back out of any repeated (ambiguous) wall-clock period.
+
+    cronsim iterates schedules with a fixed time (``30 2 * * *``) by wall clock, so a start inside a
+    repeated hour loses which of the two occurrences it was in and yields times before it; a start
+    whose wall time is unambiguous gives the same fire times as one a year earlier.
+    """
+    local = moment.astimezone(zone)
+    for _ in range(72):
+        if local.replace(fold=1 - local.fold).utcoffset() == local.utcoffset():
+            return local
+        local = (local.astimezone(UTC) - timedelta(hours=1)).astimezone(zone)
+    return local
+
+
+def _forward(expr: str, zone: ZoneInfo, start: datetime) -> Iterator[datetime]:
+    """The fire times after ``start`` by forward iteration, in ``zone``, strictly increasing."""
+    last: datetime | None = None
+    try:
+        for fire in CronSim(expr, _safe_start(start, zone)):
+            if last is None or fire.astimezone(UTC) > last.astimezone(UTC):
+                last = fire
+                yield fire
+    except StopIteration:  # no fire time within cronsim's 50-year horizon
+        return
+
+
 def next_run(expr: str, zone: ZoneInfo, after: datetime) -> datetime:
-    """The first fire time strictly after ``after`` (aware), in ``zone``."""
-    return next(CronSim(expr, after.astimezone(zone)))
+    """The first fire time strictly after ``after`` (aware), in ``zone``.
+
+    Found by forward iteration from a moment safely before ``after``, the one definition of the
+    schedule's fire times (see ``previous_run``).
+    """
+    limit = after.astimezone(UTC)
+    for fire in _forward(expr, zone, after - _WINDOWS[0]):
+        if fire.astimezone(UTC) > limit:
+            return fire
+    raise ConfigError(f"cron expression {expr!r} never fires after {after.isoformat()}")
 
 
 def previous_run(expr: str, zone: ZoneInfo, at: datetime) -> datetime:
-    """The last fire time at or before ``at`` (aware), in ``zone``."""
-    start = at.astimezone(zone) + timedelta(seconds=1)
-    return next(CronSim(expr, start, reverse=True))
+    """The last fire time at or before ``at`` (aware), in ``zone``.
+
+    Forward iteration only, from a moment safely before ``at`` (widened until a fire time is found):
+    iterating backwards disagrees with forward iteration in a repeated DST hour, so ``previous_run``
+    and ``next_run`` would name different fire times there (a missed run taken for not due).
+    """
+    limit = at.astimezone(UTC)
+    for window in _WINDOWS:
+        found: datetime | None = None
+        for fire in _forward(expr, zone, at - window):
+            if fire.astimezone(UTC) > limit:
+                break
+            found = fire
+        if found is not None:
+            return found
+    raise ConfigError(f"cron expression {expr!r} never fired before {at.isoformat()}")
 
 
 def interval_s(expr: str, zone: ZoneInfo, at: datetime) -> float:
