@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING
 
 from stratmancer_jobs.clock import parse_iso
 from stratmancer_jobs.health import CRITICAL, WARNING
-from stratmancer_jobs.state import RECENT_RUNS, JobRecord, last_completed_status
+from stratmancer_jobs.state import RECENT_RUNS, JobRecord, last_completed_status, wall_clock_note
 from stratmancer_jobs.status import JobStatus, StatusReport
 
 if TYPE_CHECKING:
@@ -352,6 +352,7 @@ def detail_rows(job: JobStatus, now: datetime) -> list[tuple[str, str, str]]:
         ("last started", r.last_started or "-", ""),
         ("last finished", r.last_finished or "-", ""),
         ("last success", r.last_success or "-", ""),
+        *([("clock", note, "yellow")] if (note := wall_clock_note(r)) else []),
         ("last error", r.last_error or "-", ""),
         ("error message", r.last_error_message or "-", "red" if r.last_error_message else ""),
         ("duration", _duration(r.last_duration_s), ""),

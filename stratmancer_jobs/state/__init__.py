@@ -19,6 +19,7 @@ from stratmancer_jobs.state.records import (
     empty_state,
     first_recorded,
     in_the_future,
+    wall_clock_note,
 )
 from stratmancer_jobs.state.store import FILE_MODE, Committed, StateStore
 from stratmancer_jobs.state.transitions import (
@@ -57,4 +58,5 @@ __all__ = [
     "mark_skipped",
     "mark_started",
     "read_state",
+    "wall_clock_note",
 ]

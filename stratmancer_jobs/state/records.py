@@ -8,6 +8,8 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
+from stratmancer_jobs.clock import parse_iso
+
 if TYPE_CHECKING:  # annotations only: `status` reads state without importing hooks
     from stratmancer_jobs.freshness import Observed
     from stratmancer_jobs.hookspec import PendingChange
@@ -19,6 +21,7 @@ MAX_HOST_CHARS = 255  # a host name (HOST_NAME_MAX is 64 on Linux; FQDNs up to 2
 RECENT_RUNS = 20
 MAX_COUNT = 2**53  # counters stay exact as floats (Prometheus) and as JSON numbers everywhere
 MAX_CLOCK_SKEW_S = 300  # a recorded time later than now by more than this: the clock was ahead
+CLOCK_JUMP_S = 60  # a run's wall times disagreeing with its monotonic duration by more: the clock jumped
 
 COUNTERS = ("success_count", "error_count", "skipped_count", "interrupted_count")
 FIELDS: tuple[str, ...] = (
@@ -134,6 +137,27 @@ def in_the_future(moment: datetime | None, now: datetime) -> bool:
     """True when ``moment`` is later than ``now`` by more than MAX_CLOCK_SKEW_S: it was recorded while
     the clock was ahead, and must not count as a recent success (health, ``--if-due``)."""
     return moment is not None and (moment - now).total_seconds() > MAX_CLOCK_SKEW_S
+
+
+def wall_clock_note(record: JobRecord) -> str | None:
+    """Why the record's wall times cannot all be right (the clock jumped during or between runs), or
+    None: a finish before its start, a wall duration unlike the monotonic one, or a last success
+    later than the last finish (kept because it was newer)."""
+    started, finished = parse_iso(record.last_started), parse_iso(record.last_finished)
+    success = parse_iso(record.last_success)
+    notes: list[str] = []
+    if started is not None and finished is not None:
+        wall = (finished - started).total_seconds()
+        took = record.last_duration_s if record.last_duration_s is not None else wall
+        if wall < 0:
+            notes.append(f"the last run finished {-wall:.0f}s before it started by the wall clock")
+        elif abs(wall - took) > CLOCK_JUMP_S:
+            notes.append(f"the last run took {took:.0f}s but its wall times are {wall:.0f}s apart")
+    if success is not None and finished is not None and success > finished:
+        notes.append(f"the last success {record.last_success} is later than the last run's finish (kept)")
+    if not notes:
+        return None
+    return "wall clock jumped: " + "; ".join(notes)
 
 
 def bounded(text: str, limit: int) -> str:

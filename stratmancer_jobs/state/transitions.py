@@ -4,12 +4,13 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import replace
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import TYPE_CHECKING
 
 from stratmancer_jobs.clock import iso, parse_iso
 from stratmancer_jobs.procs import process_start_ticks
 from stratmancer_jobs.state.records import (
+    CLOCK_JUMP_S,
     MAX_COUNT,
     MAX_ERROR_CHARS,
     MAX_SUMMARY_CHARS,
@@ -56,7 +57,11 @@ def mark_finished(
     """Record a completed run (success or error) and clear the running marker.
 
     ``warning`` is the successful run's warning (kept until the next successful run); an error keeps
-    the last warning, as the output it was about is still the one on disk.
+    the last warning, as the output it was about is still the one on disk. ``duration_s`` comes from
+    the monotonic clock; ``started`` and ``finished`` are wall times, which a clock jump can make
+    disagree with it (``status JOB`` says so). ``last_success`` never moves backwards: a clock set
+    back during the run counts the success at its start plus its duration, and a success finished
+    before the recorded one (the clock set back for the whole run) keeps the newer.
     """
     last_summary = bounded(summary, MAX_SUMMARY_CHARS) if summary else None
     if ok:
@@ -74,7 +79,7 @@ def mark_finished(
             record,
             success_count=_bumped(record.success_count),
             last_status="success",
-            last_success=iso(finished),
+            last_success=_newer(record.last_success, _done(started, finished, duration_s)),
             consecutive_failures=0,
         )
     else:
@@ -98,6 +103,19 @@ def mark_finished(
         host=host,
     )
     return replace(record, runs=_pushed(record, entry))
+
+
+def _done(started: datetime, finished: datetime, duration_s: float) -> datetime:
+    """When the run finished: the wall clock's reading, or the start plus the monotonic duration when
+    that is later by more than CLOCK_JUMP_S (the clock went back during the run)."""
+    by_start = started + timedelta(seconds=duration_s)
+    return by_start if (by_start - finished).total_seconds() > CLOCK_JUMP_S else finished
+
+
+def _newer(recorded: str | None, finished: datetime) -> str:
+    """The later of a recorded last success and this run's finish."""
+    before = parse_iso(recorded)
+    return recorded if recorded is not None and before is not None and before > finished else iso(finished)
 
 
 def mark_failed_unrun(record: JobRecord, *, at: datetime, error: str) -> JobRecord:
