@@ -42,6 +42,9 @@ class _Invalid(Exception):
 MAX_PID = 2**31 - 1
 MAX_NESTING = 32  # a valid state is 4 levels deep; deeper is damage (and recursion must stay bounded)
 STATUSES = ("success", "error", "skipped", "interrupted")
+# any other text (a key written by a newer version, a pending change's paths, a metric's string):
+# cut on load, so that a planted or damaged file cannot make every rewrite and `status --json` huge
+MAX_TEXT_CHARS = 4096
 _SURROGATE = re.compile("[\ud800-\udfff]")
 
 
@@ -65,6 +68,17 @@ def encodable(value: Any, _depth: int = 0) -> Any:
         return {encodable(k): encodable(v, _depth + 1) for k, v in value.items()}
     if isinstance(value, list):
         return [encodable(item, _depth + 1) for item in value]
+    return value
+
+
+def _cut_texts(value: Any, _depth: int = 0) -> Any:
+    """``value`` with every string, keys too, cut to MAX_TEXT_CHARS (``encodable`` bounds the depth)."""
+    if isinstance(value, str):
+        return bounded(value, MAX_TEXT_CHARS) if len(value) > MAX_TEXT_CHARS else value
+    if isinstance(value, dict):
+        return {_cut_texts(k): _cut_texts(v, _depth + 1) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_cut_texts(item, _depth + 1) for item in value]
     return value
 
 
@@ -248,7 +262,7 @@ def read_state(path: Path) -> Document:
         reason = "nested too deeply" if isinstance(exc, RecursionError) else bounded(str(exc), 200)
         raise StateError(f"state file {path} is not valid JSON ({reason})") from None
     try:
-        data = encodable(data)
+        data = _cut_texts(encodable(data))
     except ValueError as exc:
         raise StateError(f"state file {path} is {exc}") from None
     return _validate(data, path)
