@@ -8,6 +8,8 @@
 
 Each file is written with ``atomicio`` and is self-consistent on its own; a missing, stale, corrupt or
 unknown-format file is reported as None and the caller rebuilds from the inputs, never trusting it.
+The cache only saves time: one that cannot be read or written (a file where its directory should be,
+a full disk) is warned about and the index is written all the same.
 """
 
 from __future__ import annotations
@@ -118,6 +120,19 @@ class _GroupBlob(msgspec.Struct, frozen=True):
     seen: dict[str | int, int]  # match_id -> rank of the counted copy
     files: dict[str, _CheckpointBlob]
     excluded_patches: dict[str, int] = {}
+
+
+def set_aside(directory: Path, stamp: str) -> str | None:
+    """Move anything at ``directory`` that is not a real directory (a file, a symlink, a FIFO) out of
+    the way, renamed beside it, so that the cache can be rebuilt; the warning to log, or None."""
+    try:
+        if not directory.is_symlink() and (directory.is_dir() or not directory.exists()):
+            return None
+        aside = directory.with_name(f"{directory.name}.corrupt-{stamp}")
+        directory.rename(aside)
+    except OSError as exc:
+        return f"history: the cache {directory} is not a directory and cannot be moved aside ({exc.strerror})"
+    return f"history: the cache {directory} was not a directory; moved aside to {aside.name}, rebuilding it"
 
 
 def load_manifest(path: Path) -> Manifest | None:

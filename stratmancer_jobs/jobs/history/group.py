@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Final
 
 from stratmancer_jobs.config import HistorySettings
+from stratmancer_jobs.errors import StorageError
 from stratmancer_jobs.jobs.history import cache
 from stratmancer_jobs.jobs.history.counts import GroupState
 from stratmancer_jobs.jobs.history.filestat import FileStat
@@ -95,7 +96,10 @@ def refresh_group(task: GroupTask, group: str, send: Send) -> GroupDone:
     present = {f.tier for f in files}
     jobs = plan_group(run, group, present, task.thresholds, task.carried)
     if run.changed and not run.errors:
-        cache.save_group(task.layout.history_group_cache(group), run.state, run.checkpoints)
+        try:
+            cache.save_group(task.layout.history_group_cache(group), run.state, run.checkpoints)
+        except StorageError as exc:  # the cache saves time only: the index is written all the same
+            log.warning("history: the cache of group %s was not saved (%s); the index is written", group, exc)
     return GroupDone(
         group,
         run.checkpoints,

@@ -28,6 +28,7 @@ from datetime import datetime
 from functools import partial
 from pathlib import Path
 
+from stratmancer_jobs.clock import file_stamp, utc_now
 from stratmancer_jobs.config import HistorySettings
 from stratmancer_jobs.errors import InputError, PartialFailure
 from stratmancer_jobs.freshness import Observed
@@ -95,6 +96,9 @@ def refresh_history(
     for name in ignored:
         log.debug("history: ignoring %s (not a matches_<TIER>.json or .jsonl file)", name)
     limits = [thresholds.min_champ_games, thresholds.min_pair_games, thresholds.min_counter_games]
+    aside = cache.set_aside(layout.history_cache_dir, file_stamp(now or utc_now()))
+    if aside is not None:
+        log.warning("%s", aside)
     manifest = cache.load_manifest(layout.history_manifest)
     if not full and manifest is not None and unchanged(manifest, files, limits, layout):
         return _unchanged_outcome(manifest)
@@ -152,7 +156,9 @@ def refresh_history(
     previous_total = manifest.totals.matches if manifest is not None else 0
     totals = cache.Totals(list(tiers), list(groups), matches, pairs, duplicates, invalid)
     document = sidecar(done, files, sizes, skipped, limits, errors, now)
-    write_outputs(layout, done, files, data, document, limits, totals, errors, before_commit)
+    unsaved = write_outputs(layout, done, files, data, document, limits, totals, errors, before_commit)
+    if unsaved is not None:
+        log.warning("%s", unsaved)
     mode = "full" if full or all(d.rebuilt for d in done.values()) else "incremental"
     return HistoryOutcome(
         mode,

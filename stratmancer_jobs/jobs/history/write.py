@@ -8,7 +8,6 @@ against the caches instead of trusting "nothing changed". Every file goes throug
 
 from __future__ import annotations
 
-import contextlib
 from collections import Counter
 from concurrent.futures import ThreadPoolExecutor
 from datetime import datetime
@@ -18,6 +17,7 @@ from typing import Any
 import xxhash
 
 from stratmancer_jobs.atomicio import atomic_write_bytes, atomic_write_json
+from stratmancer_jobs.errors import StorageError
 from stratmancer_jobs.freshness import Observed, ReadShare
 from stratmancer_jobs.jobs import BeforeCommit, Change, nothing_to_record
 from stratmancer_jobs.jobs.history import cache
@@ -118,10 +118,11 @@ def write_outputs(
     totals: cache.Totals,
     errors: list[str],
     before_commit: BeforeCommit = nothing_to_record,
-) -> None:
+) -> str | None:
     """Write the index and the sidecar, then the manifest (or drop it); the group caches are saved by
     each group's refresh (``group``). An index whose bytes change is announced through
-    ``before_commit`` before anything is written."""
+    ``before_commit`` before anything is written. Returns the warning when the manifest could not be
+    written or dropped (the index is written: the next run only re-checks its files)."""
     index_changes = _differs(layout.history_index, data)
     if index_changes:
         before_commit(Change((str(layout.history_index),)))
@@ -131,12 +132,20 @@ def write_outputs(
             atomic_write_bytes(layout.history_index, data)
         sidecar_written.result()
     if errors:
-        with contextlib.suppress(FileNotFoundError):
+        try:
             layout.history_manifest.unlink()  # a bad file must be looked at again next run
-        return
+        except FileNotFoundError:
+            pass
+        except OSError as exc:
+            return f"history: the cache manifest {layout.history_manifest} was not removed ({exc.strerror})"
+        return None
     st = layout.history_index.stat()
     stats = {f.name: counted_stat(done, f) for f in files}
     manifest = cache.Manifest(
         cache.FORMAT, limits, stats, st.st_size, st.st_mtime_ns, xxhash.xxh3_64_intdigest(data), totals
     )
-    cache.save_manifest(layout.history_manifest, manifest)
+    try:
+        cache.save_manifest(layout.history_manifest, manifest)
+    except StorageError as exc:
+        return f"history: the cache manifest was not saved ({exc}); the index is written"
+    return None
