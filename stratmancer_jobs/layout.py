@@ -15,6 +15,20 @@ def lock_beside(path: Path) -> Path:
     return path.with_name(path.name + ".lock")
 
 
+def contained(path: Path, directory: Path, root: Path) -> bool:
+    """True when ``path``, an entry of ``directory``, resolves inside the real location of that
+    directory or of the deployment root ``root``: the one containment rule of every job.
+
+    Directory symlinks are the operator's layout (``ml_pipeline/`` or ``data/`` on another disk) and
+    are followed; a file symlink leading anywhere else is refused (a loop counts as outside).
+    """
+    try:
+        real = path.resolve()
+        return real.is_relative_to(directory.resolve()) or real.is_relative_to(root.resolve())
+    except (OSError, RuntimeError):  # RuntimeError: a symlink loop (Python < 3.13)
+        return False
+
+
 @dataclass(frozen=True)
 class Layout:
     """The deployment root and every file and folder under it that the jobs read, write or lock."""

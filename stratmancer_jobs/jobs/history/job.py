@@ -92,7 +92,7 @@ def refresh_history(
     ``before_commit`` before it is written.
     """
     log = log or _log
-    files, ignored = sources.scan(layout.processed_dir)
+    files, ignored = sources.scan(layout.processed_dir, layout.root)
     for name in ignored:
         log.debug("history: ignoring %s (not a matches_<TIER>.json or .jsonl file)", name)
     limits = [thresholds.min_champ_games, thresholds.min_pair_games, thresholds.min_counter_games]

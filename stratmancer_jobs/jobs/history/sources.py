@@ -20,6 +20,7 @@ from stratmancer_jobs.jobs.history.filestat import (
     fingerprint_of,
 )
 from stratmancer_jobs.jobs.history.tiers import file_rank, parse_tier_file
+from stratmancer_jobs.layout import contained
 
 _log = logging.getLogger(__name__)
 CHUNK: Final = 1024 * 1024  # read size when checking a counted prefix
@@ -78,10 +79,11 @@ def _lstat(path: Path) -> FileStat:
     return FileStat(st.st_size, st.st_mtime_ns, "", st.st_ctime_ns, st.st_ino)
 
 
-def scan(directory: Path) -> tuple[list[SourceFile], list[str]]:
+def scan(directory: Path, root: Path | None = None) -> tuple[list[SourceFile], list[str]]:
     """Tier files in canonical order, and the names of other files that are ignored.
 
-    A tier file that is a symlink resolving outside ``directory`` is skipped with a warning.
+    A tier file that is a symlink resolving outside ``directory`` and the deployment ``root``
+    (``layout.contained``; by default ``directory`` alone) is skipped with a warning.
 
     InputError when the directory is missing or holds no tier file at all ("no data").
     """
@@ -95,16 +97,17 @@ def scan(directory: Path) -> tuple[list[SourceFile], list[str]]:
         raise InputError(f"cannot list {directory}: {exc.strerror}") from None
     files: list[SourceFile] = []
     ignored: list[str] = []
-    real_dir = directory.resolve()
     for entry in entries:
         parsed = parse_tier_file(entry.name)
         if parsed is None or not entry.is_file():
             ignored.append(entry.name)
             continue
         path = Path(entry.path)
-        if entry.is_symlink() and not path.resolve().is_relative_to(real_dir):
+        if entry.is_symlink() and not contained(path, directory, root or directory):
             # a planted link must not make the job read (and publish counts of) files elsewhere
-            _log.warning("history: ignoring %s: a symlink pointing outside %s", path, directory)
+            _log.warning(
+                "history: ignoring %s: a symlink pointing outside %s and the deployment root", path, directory
+            )
             continue
         try:
             stat = _stat(path)

@@ -38,7 +38,7 @@ from stratmancer_jobs.jobs.registry.served import (
     card_artifact_problem,
     served_report,
 )
-from stratmancer_jobs.layout import Layout
+from stratmancer_jobs.layout import Layout, contained
 
 SNAPSHOT_SCHEMA = 1
 
@@ -74,11 +74,8 @@ class RegistryOutcome:
 
 
 def _inside(path: Path, root: Path) -> bool:
-    try:
-        path.resolve().relative_to(root.resolve())
-    except (ValueError, OSError):
-        return False
-    return True
+    """``layout.contained`` for an entry of its own directory (a symlinked ml_pipeline/ is followed)."""
+    return contained(path, path.parent, root)
 
 
 def _artifacts(layout: Layout) -> frozenset[str]:
