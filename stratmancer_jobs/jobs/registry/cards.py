@@ -39,10 +39,21 @@ class ValidCard:
         }
 
 
+MAX_REASON_CHARS = (
+    200  # a reason may echo a hostile value (a 10 KB timestamp): logs and the registry get this much
+)
+
+
 @dataclass(frozen=True)
 class InvalidCard:
+    """A card that cannot be listed (or served), and why; the reason is cut to MAX_REASON_CHARS."""
+
     file: str
     reason: str
+
+    def __post_init__(self) -> None:
+        if len(self.reason) > MAX_REASON_CHARS:
+            object.__setattr__(self, "reason", self.reason[: MAX_REASON_CHARS - 1] + "…")
 
 
 def _bare_name(value: object, field: str) -> str:

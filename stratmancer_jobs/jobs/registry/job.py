@@ -41,6 +41,7 @@ from stratmancer_jobs.jobs.registry.served import (
 from stratmancer_jobs.layout import Layout, contained
 
 SNAPSHOT_SCHEMA = 1
+LOGGED_PROBLEMS = 5  # invalid or unservable cards logged one by one per run; the rest are counted
 
 
 @dataclass(frozen=True)
@@ -76,6 +77,16 @@ class RegistryOutcome:
 def _inside(path: Path, root: Path) -> bool:
     """``layout.contained`` for an entry of its own directory (a symlinked ml_pipeline/ is followed)."""
     return contained(path, path.parent, root)
+
+
+def _log_some(log: logging.Logger, lines: list[str], *, listed: bool) -> None:
+    """The first LOGGED_PROBLEMS lines as warnings, then one line counting the rest: thousands of bad
+    cards must not write thousands of lines every few minutes (``listed``: the registry names them all)."""
+    for line in lines[:LOGGED_PROBLEMS]:
+        log.warning(line)
+    if len(lines) > LOGGED_PROBLEMS:
+        where = "; model_registry.json lists every one with its reason" if listed else ""
+        log.warning(f"... and {len(lines) - LOGGED_PROBLEMS} more like these, not logged one by one{where}")
 
 
 def _artifacts(layout: Layout) -> frozenset[str]:
@@ -228,10 +239,14 @@ def refresh_registry(
             InvalidCard(path.name, raw) if isinstance(raw, str) else validate_card(path.name, raw, artifacts)
         )
         if isinstance(result, InvalidCard):
-            log.warning(f"invalid model card {path}: {result.reason}")
             invalid.append(result)
         else:
             valid.append(result)
+    _log_some(
+        log,
+        [f"invalid model card {cards_dir / bad.file}: {bad.reason}" for bad in invalid],
+        listed=bool(valid),
+    )
     if invalid and not valid:
         raise InputError(
             f"all {len(invalid)} model cards in {cards_dir} are invalid (first: {invalid[0].file}: "
@@ -277,8 +292,9 @@ def refresh_registry(
         log.info(f"model card removed: {name}")
     for name in changes.changed:
         log.info(f"model card changed: {name}")
-    for bad in unservable:
-        log.warning(f"model card {bad.file} cannot be served: {bad.reason}")
+    _log_some(
+        log, [f"model card {bad.file} cannot be served: {bad.reason}" for bad in unservable], listed=True
+    )
     for warning in served.warnings:
         log.warning(warning)
     if not valid:
