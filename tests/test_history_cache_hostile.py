@@ -4,6 +4,7 @@ about, set aside when it is not a directory, and the index is written all the sa
 from __future__ import annotations
 
 import json
+import os
 from pathlib import Path
 
 from tests.conftest import run_proc
@@ -54,4 +55,22 @@ def test_cache_files_that_cannot_be_written_still_give_the_index(root: Path) -> 
     (root / "ml_pipeline/history_index.json").unlink()
     clean = run_proc(root, "refresh-history", timeout=120)
     assert clean.returncode == 0, clean.stderr
+    assert index_bytes(root) == written
+
+
+def test_a_fifo_or_dev_zero_in_the_cache_is_no_cache(root: Path) -> None:
+    """A FIFO at the manifest and a symlink to /dev/zero at a group cache: the run neither hangs nor
+    reads without end; it rebuilds from the inputs and writes the same index as without them."""
+    _deployment(root)
+    assert run_proc(root, "refresh-history", timeout=120).returncode == 0
+    written = index_bytes(root)
+    (root / "ml_pipeline/history_index.json").unlink()
+    cache = root / "state/history_cache"
+    (cache / "manifest.json").unlink()
+    os.mkfifo(cache / "manifest.json")
+    (cache / "group_MID.bin").unlink()
+    (cache / "group_MID.bin").symlink_to("/dev/zero")
+    hostile = run_proc(root, "refresh-history", timeout=60)
+    assert hostile.returncode == 0, hostile.stderr
+    assert "Traceback" not in hostile.stderr
     assert index_bytes(root) == written

@@ -15,7 +15,10 @@ a full disk) is warned about and the index is written all the same.
 from __future__ import annotations
 
 import contextlib
+import errno
 import hashlib
+import os
+import stat
 from array import array
 from collections import Counter
 from pathlib import Path
@@ -135,9 +138,20 @@ def set_aside(directory: Path, stamp: str) -> str | None:
     return f"history: the cache {directory} was not a directory; moved aside to {aside.name}, rebuilding it"
 
 
+def _read_cache_file(path: Path) -> bytes:
+    """The bytes of a cache file that is a regular file, opened without following a symlink and
+    without blocking (a FIFO planted there must not hang the run, nor /dev/zero fill the memory);
+    OSError for anything else, which the callers treat as no cache."""
+    fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | os.O_NOFOLLOW | os.O_CLOEXEC)
+    with os.fdopen(fd, "rb") as handle:
+        if not stat.S_ISREG(os.fstat(fd).st_mode):
+            raise OSError(errno.EINVAL, "not a regular file", str(path))
+        return handle.read()
+
+
 def load_manifest(path: Path) -> Manifest | None:
     try:
-        manifest = msgspec.json.decode(path.read_bytes(), type=Manifest)
+        manifest = msgspec.json.decode(_read_cache_file(path), type=Manifest)
     except (OSError, msgspec.MsgspecError):
         return None
     return manifest if manifest.format == FORMAT else None
@@ -241,7 +255,7 @@ def _counter(counts: dict[str, int]) -> Counter[str]:
 def load_group(path: Path, group: str) -> tuple[GroupState, dict[str, Checkpoint]] | None:
     """The group's saved state, or None when it is missing or fails validation."""
     try:
-        data = path.read_bytes()
+        data = _read_cache_file(path)
     except OSError:
         return None
     try:
