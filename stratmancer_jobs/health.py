@@ -29,7 +29,7 @@ from stratmancer_jobs.clock import parse_iso
 from stratmancer_jobs.config import JobSchedule
 from stratmancer_jobs.procs import marker_alive
 from stratmancer_jobs.schedule import interval_s, next_run, previous_run
-from stratmancer_jobs.state import JobRecord, RunMarker, in_the_future, last_completed_status
+from stratmancer_jobs.state import JobRecord, RunMarker, counted_success, in_the_future, last_completed_status
 
 OK, WARNING, CRITICAL = 0, 1, 2
 
@@ -195,7 +195,7 @@ def _health(
     skew = ""
     if in_the_future(last_success, now):
         skew = f"clock skew: last success {record.last_success} is in the future"
-        last_success = None  # recorded while the clock was ahead: not a recent success
+        last_success = counted_success(record, now)  # not a recent success; the last run may be one
     completed = last_completed_status(record)
     if running is not None:
         health = _running(schedule, zone, now, running, last_success)

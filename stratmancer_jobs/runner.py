@@ -24,7 +24,7 @@ from typing import Any, Literal
 from filelock import FileLock, Timeout
 
 from stratmancer_jobs.atomicio import make_dirs
-from stratmancer_jobs.clock import parse_iso, utc_now
+from stratmancer_jobs.clock import utc_now
 from stratmancer_jobs.config import MAX_TIMEOUT_S, Settings, deployment_root
 from stratmancer_jobs.errors import (
     EXIT_FAILED,
@@ -52,8 +52,8 @@ from stratmancer_jobs.state import (
     JobRecord,
     State,
     StateStore,
+    counted_success,
     empty_state,
-    in_the_future,
     mark_failed_unrun,
     mark_finished,
     mark_interrupted,
@@ -195,9 +195,7 @@ def run_job(
 def _not_due(spec: JobSpec, settings: Settings, store: StateStore, now: datetime) -> str | None:
     """None when the job is due; otherwise the one-line note saying why it is not run."""
     record = _read_quietly(store).job(spec.id)
-    last_success = parse_iso(record.last_success)
-    if in_the_future(last_success, now):
-        last_success = None  # recorded while the clock was ahead: no recent success, so it is due
+    last_success = counted_success(record, now)  # a success recorded in the future does not count
     schedule = settings.job(spec).schedule
     if is_due(schedule, settings.timezone, last_success, now):
         return None

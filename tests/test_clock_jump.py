@@ -108,6 +108,8 @@ def test_a_run_with_the_clock_a_year_back_does_not_overwrite_a_newer_success(roo
     assert record["success_count"] == 2 and record["last_finished"] < record["last_success"]
     shown = _cli(root, 0, 0, "status", "refresh-registry")
     assert "is later than the last run's finish (kept)" in shown.stdout, shown.stdout
+    behind = _cli(root, year, year, "status", "refresh-registry")  # seen with the clock still behind
+    assert "clock skew" in behind.stdout and "late by" not in behind.stdout, behind.stdout
     consistent = _cli(root, 0, 0, "refresh-registry")  # a run with a sound clock clears the note
     assert consistent.returncode == 0, consistent.stderr
     assert "wall clock jumped" not in _cli(root, 0, 0, "status", "refresh-registry").stdout

@@ -184,7 +184,8 @@ def test_future_last_success_is_reported_and_not_a_success() -> None:
 
 
 def test_if_due_runs_when_the_last_success_is_in_the_future(settings: Settings) -> None:
-    """--if-due does not trust a success recorded in the future: the job runs and fixes the record."""
+    """--if-due does not trust a success recorded in the future: the job runs; the newer success is
+    kept (last_success never moves backwards) and the run just done counts as the last success."""
     spec, fake = with_fake_job(settings, "ok")
     now = datetime(2026, 1, 1, 12, 7, tzinfo=UTC)
     future = now + timedelta(days=19)
@@ -198,7 +199,9 @@ def test_if_due_runs_when_the_last_success_is_in_the_future(settings: Settings) 
     log = logging.getLogger("test_health_stuck")
     outcome = run_job(spec, fake, log=log, if_due=True, clock=lambda: now)
     assert outcome.status == "success", outcome
-    assert read_state(fake.layout.state_file)["jobs"][spec.id]["last_success"] == iso(now)
+    record = read_state(fake.layout.state_file)["jobs"][spec.id]
+    assert (record["last_success"], record["last_finished"]) == (iso(future), iso(now))
+    assert run_job(spec, fake, log=log, if_due=True, clock=lambda: now).status == "not_due"
     near = now + timedelta(seconds=MAX_CLOCK_SKEW_S - 60)  # a little ahead: within the allowed skew
     StateStore(fake.layout.state_file).update(
         spec.id,

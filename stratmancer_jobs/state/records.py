@@ -139,6 +139,22 @@ def in_the_future(moment: datetime | None, now: datetime) -> bool:
     return moment is not None and (moment - now).total_seconds() > MAX_CLOCK_SKEW_S
 
 
+def counted_success(record: JobRecord, now: datetime) -> datetime | None:
+    """The last success that counts at ``now`` (health, ``--if-due``).
+
+    ``last_success`` never moves backwards, so one recorded while the clock was ahead (or read while
+    the clock is behind) can lie in the future: it does not count. The last run's finish counts
+    instead when that run succeeded and its finish is not in the future too.
+    """
+    success = parse_iso(record.last_success)
+    if not in_the_future(success, now):
+        return success
+    finished = parse_iso(record.last_finished)
+    completed = [run.status for run in record.runs if run.status in ("success", "error")]
+    last = completed[-1] if completed else record.last_status
+    return finished if last == "success" and not in_the_future(finished, now) else None
+
+
 def wall_clock_note(record: JobRecord) -> str | None:
     """Why the record's wall times cannot all be right (the clock jumped during or between runs), or
     None: a finish before its start, a wall duration unlike the monotonic one, or a last success
