@@ -3,9 +3,12 @@ decoding to / encoding from the typed records: the only place a record is read o
 
 from __future__ import annotations
 
+import errno
 import json
 import math
+import os
 import re
+import stat
 from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -45,6 +48,7 @@ STATUSES = ("success", "error", "skipped", "interrupted")
 # any other text (a key written by a newer version, a pending change's paths, a metric's string):
 # cut on load, so that a planted or damaged file cannot make every rewrite and `status --json` huge
 MAX_TEXT_CHARS = 4096
+MAX_STATE_BYTES = 64 * 1024 * 1024  # a real state file is a few KB (3 jobs x 20 runs of cut texts)
 _SURROGATE = re.compile("[\ud800-\udfff]")
 
 
@@ -243,11 +247,27 @@ def _validate(data: Any, path: Path) -> Document:
     return data
 
 
+def _read_regular(path: Path) -> bytes:
+    """The file's bytes when it is a regular file of at most MAX_STATE_BYTES, opened without blocking:
+    a FIFO planted there must not hang every command, nor a link to /dev/zero fill the memory."""
+    fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC)
+    with os.fdopen(fd, "rb") as handle:
+        mode = os.fstat(fd).st_mode
+        if stat.S_ISDIR(mode):
+            raise IsADirectoryError(errno.EISDIR, "is a directory", str(path))
+        if not stat.S_ISREG(mode):
+            raise OSError(errno.EINVAL, "not a regular file (a FIFO, device or socket)", str(path))
+        raw = handle.read(MAX_STATE_BYTES + 1)
+    if len(raw) > MAX_STATE_BYTES:
+        raise OSError(errno.EFBIG, f"larger than {MAX_STATE_BYTES // (1024 * 1024)} MiB", str(path))
+    return raw
+
+
 def read_state(path: Path) -> Document:
     """The state file as a validated JSON document, without locking (an absent file is an empty one);
     a bad file raises StateError. Code outside the state package uses ``load_state`` (typed)."""
     try:
-        raw = path.read_bytes()
+        raw = _read_regular(path)
     except FileNotFoundError:
         return {"schema_version": SCHEMA_VERSION, "jobs": {}}
     except IsADirectoryError:
