@@ -4,6 +4,7 @@
     python scripts/reliability.py --kills 100 --examples 500
     python scripts/reliability.py --only crash
     python scripts/reliability.py --only "random kills" --delivery-kills 100   # issue 19's families
+    python scripts/reliability.py --only "hostile environment"   # special files at every path
 
 The scenario code is the tests' own (tests/reliability/scenarios.py and hostile.py); only the counts
 differ. Exit status 1 when any scenario had a failure; the first failures of each are listed below
@@ -23,7 +24,7 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
-from tests.reliability import hostile, scenario_delivery, scenarios  # noqa: E402
+from tests.reliability import hostile, scenario_delivery, scenario_hostile_env, scenarios  # noqa: E402
 from tests.reliability.harness import JOBS, Outcome  # noqa: E402
 
 
@@ -76,7 +77,17 @@ def _plan(args: argparse.Namespace) -> list[tuple[str, Callable[[Path], Outcome]
         ("paths", scenarios.paths),
         ("permissions", scenarios.permissions),
     ]
+    plan += _hostile_environment_plan()
     return [(name, run) for name, run in plan if not args.only or any(o in name for o in args.only)]
+
+
+# --- hostile environment (issue 20): a special file at every path the tool reads or writes -----------
+
+
+def _hostile_environment_plan() -> list[tuple[str, Callable[[Path], Outcome]]]:
+    """FIFO, device, symlink loop, directory, 10 MB, /dev/zero and a link out at every path
+    (tests/reliability/scenario_hostile_env.py): tracebacks, hangs, crashes, writes through links."""
+    return [("hostile environment", scenario_hostile_env.special_files)]
 
 
 def _table(rows: list[tuple[Outcome, float]]) -> str:

@@ -26,3 +26,11 @@ def test_hostile_model_cards(tmp_path: Path) -> None:
 def test_hostile_http_bodies(tmp_path: Path) -> None:
     """Wrong-shape, binary, NaN, deep and huge versions.json bodies: valid patch or clear error."""
     _ok(hostile.http_bodies(tmp_path, 60))
+
+
+def test_hostile_environment_at_the_history_cache_manifest(tmp_path: Path) -> None:
+    """Every kind of special file at the history cache's manifest: no traceback, hang, crash or write
+    through a link (the whole family runs in scripts/reliability.py)."""
+    from tests.reliability.scenario_hostile_env import special_files
+
+    _ok(special_files(tmp_path, only=("history_cache/manifest",)))
