@@ -74,3 +74,20 @@ def test_a_fifo_or_dev_zero_in_the_cache_is_no_cache(root: Path) -> None:
     assert hostile.returncode == 0, hostile.stderr
     assert "Traceback" not in hostile.stderr
     assert index_bytes(root) == written
+
+
+def test_a_fifo_at_the_index_is_no_previous_index(root: Path) -> None:
+    """A FIFO where the last index was, then one tier changed: the run neither hangs on reading the
+    old index (for the unchanged tiers' entries) nor fails; it writes the index a full rebuild gives."""
+    _deployment(root)
+    assert run_proc(root, "refresh-history", timeout=120).returncode == 0
+    index = root / "ml_pipeline/history_index.json"
+    index.unlink()
+    os.mkfifo(index)
+    write_array(root, "DIAMOND", games("d", 25))
+    hostile = run_proc(root, "refresh-history", timeout=60)
+    assert hostile.returncode == 0, hostile.stderr
+    assert "Traceback" not in hostile.stderr
+    written = index_bytes(root)
+    assert run_proc(root, "refresh-history", "--full", timeout=120).returncode == 0
+    assert index_bytes(root) == written

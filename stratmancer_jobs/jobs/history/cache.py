@@ -138,11 +138,13 @@ def set_aside(directory: Path, stamp: str) -> str | None:
     return f"history: the cache {directory} was not a directory; moved aside to {aside.name}, rebuilding it"
 
 
-def _read_cache_file(path: Path) -> bytes:
-    """The bytes of a cache file that is a regular file, opened without following a symlink and
-    without blocking (a FIFO planted there must not hang the run, nor /dev/zero fill the memory);
-    OSError for anything else, which the callers treat as no cache."""
-    fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | os.O_NOFOLLOW | os.O_CLOEXEC)
+def read_regular(path: Path, *, follow: bool = False) -> bytes:
+    """The bytes of a file the history job wrote itself (a cache file, the index), read only when it
+    is a regular file, without blocking and, unless ``follow``, without following a symlink: a FIFO
+    planted there must not hang the run, nor a link to /dev/zero fill the memory. OSError for
+    anything else, which the callers treat as no cache (or no previous index)."""
+    flags = os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC | (0 if follow else os.O_NOFOLLOW)
+    fd = os.open(path, flags)
     with os.fdopen(fd, "rb") as handle:
         if not stat.S_ISREG(os.fstat(fd).st_mode):
             raise OSError(errno.EINVAL, "not a regular file", str(path))
@@ -151,7 +153,7 @@ def _read_cache_file(path: Path) -> bytes:
 
 def load_manifest(path: Path) -> Manifest | None:
     try:
-        manifest = msgspec.json.decode(_read_cache_file(path), type=Manifest)
+        manifest = msgspec.json.decode(read_regular(path), type=Manifest)
     except (OSError, msgspec.MsgspecError):
         return None
     return manifest if manifest.format == FORMAT else None
@@ -255,7 +257,7 @@ def _counter(counts: dict[str, int]) -> Counter[str]:
 def load_group(path: Path, group: str) -> tuple[GroupState, dict[str, Checkpoint]] | None:
     """The group's saved state, or None when it is missing or fails validation."""
     try:
-        data = _read_cache_file(path)
+        data = read_regular(path)
     except OSError:
         return None
     try:

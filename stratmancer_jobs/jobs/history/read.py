@@ -279,7 +279,7 @@ class Previous:
     def entry(self, key: str) -> Entry | None:
         if self._data is None:
             try:
-                data = msgspec.json.decode(self.path.read_bytes())
+                data = msgspec.json.decode(cache.read_regular(self.path, follow=True))
             except FileNotFoundError:
                 data = {}
             except (OSError, msgspec.DecodeError) as exc:
@@ -320,7 +320,7 @@ def carried(
     if not keys:
         return {}
     try:
-        data = layout.history_index.read_bytes()
+        data = cache.read_regular(layout.history_index, follow=True)
     except OSError:
         return {}
     if len(data) != manifest.index_size or xxhash.xxh3_64_intdigest(data) != manifest.index_digest:
