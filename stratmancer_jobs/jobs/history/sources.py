@@ -99,10 +99,19 @@ def scan(directory: Path, root: Path | None = None) -> tuple[list[SourceFile], l
     ignored: list[str] = []
     for entry in entries:
         parsed = parse_tier_file(entry.name)
-        if parsed is None or not entry.is_file():
+        path = Path(entry.path)
+        try:
+            is_file = entry.is_file()
+        except OSError as exc:  # a symlink loop: a tier file that cannot be read, like a corrupt one
+            if parsed is not None:
+                files.append(
+                    SourceFile(entry.name, path, parsed[0], parsed[1], _lstat(path), read_error(path, exc))
+                )
+                continue
+            is_file = False
+        if parsed is None or not is_file:
             ignored.append(entry.name)
             continue
-        path = Path(entry.path)
         if entry.is_symlink() and not contained(path, directory, root or directory):
             # a planted link must not make the job read (and publish counts of) files elsewhere
             _log.warning(

@@ -10,9 +10,11 @@ a served model or calibrator file was replaced under the same name (its size, mt
 
 from __future__ import annotations
 
+import errno
 import json
 import logging
 import os
+import stat
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
@@ -176,9 +178,19 @@ def _signature(snapshot: Any) -> Any:
     return [active_sig, served_sig, files if isinstance(files, dict) else None]
 
 
+def _read_snapshot(path: Path) -> bytes:
+    """The last registry's bytes, read only from a regular file and without blocking (a FIFO planted
+    there must not hang every run, nor a link to /dev/zero fill the memory); OSError otherwise."""
+    fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC)
+    with os.fdopen(fd, "rb") as handle:
+        if not stat.S_ISREG(os.fstat(fd).st_mode):
+            raise OSError(errno.EINVAL, "not a regular file", str(path))
+        return handle.read()
+
+
 def _previous_signature(path: Path) -> Any:
     try:
-        return _signature(json.loads(path.read_bytes()))
+        return _signature(json.loads(_read_snapshot(path)))
     except (OSError, ValueError, RecursionError):
         return None
 
@@ -200,7 +212,7 @@ def _read_card(path: Path, root: Path) -> bytes | str:
 def _previous_models(path: Path, log: logging.Logger) -> dict[str, str]:
     """{file: sha256} of the last snapshot; an unreadable snapshot counts as empty (with a warning)."""
     try:
-        data = json.loads(path.read_bytes())
+        data = json.loads(_read_snapshot(path))
         return {
             str(m["file"]): str(m["sha256"])
             for m in data["models"]
