@@ -10,7 +10,6 @@ any other schedule fires at every real minute whose wall time matches.
 from __future__ import annotations
 
 import functools
-import time
 import zoneinfo
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
@@ -171,7 +170,6 @@ def _checks(fires: list[datetime], transition: datetime) -> Iterator[datetime]:
 def test_previous_and_next_run_agree_with_forward_iteration_in_every_repeated_hour() -> None:
     """In every zone with a repeated hour in YEAR, for the shipped schedules and 15 1, 45 1, 30 2 and
     */5, previous_run, next_run and is_due give what the minute-by-minute oracle gives."""
-    began = time.monotonic()
     cases = _zones_with_a_repeated_hour()
     assert len(cases) > 50  # the tz database has many zones with a fall-back; an empty scan proves nothing
     groups = _alike(cases)
@@ -200,4 +198,3 @@ def test_previous_and_next_run_agree_with_forward_iteration_in_every_repeated_ho
                     assert is_due(expr, zone, before[-2], at), (key, expr, at)
                     assert not is_due(expr, zone, before[-1], at), (key, expr, at)
     assert not wrong, f"{len(wrong)} disagreements, e.g.\n" + "\n".join(wrong[:10])
-    assert time.monotonic() - began < 60  # kept fast: only the days around each fall-back are walked
