@@ -180,6 +180,22 @@ def test_truncated_file_keeps_its_tier_and_updates_the_others(seeded: Path) -> N
     assert index(seeded)["GOLD"]["n_matches"] == 36
 
 
+def test_a_changed_group_with_a_bad_file_keeps_its_cache(seeded: Path, tmp_path: Path) -> None:
+    """A group that changed but has a bad file does not save its cache: it stays what the last good
+    run counted, and the run after the fix still ends with the index of a full rebuild."""
+    refresh(seeded)
+    cache_file = settings_for(seeded).layout.history_group_cache("MID")
+    before = cache_file.read_bytes()
+    append_lines(seeded, "GOLD", games("GX", 4))  # MID changed ...
+    (processed(seeded) / "matches_PLATINUM.json").write_text("[{")  # ... and has a bad file
+    outcome = refresh(seeded)
+    assert len(outcome.errors) == 1 and "matches_PLATINUM.json" in outcome.errors[0]
+    assert cache_file.read_bytes() == before
+    write_array(seeded, "PLATINUM", games("P", 5))
+    assert refresh(seeded).errors == ()
+    assert index_bytes(seeded) == full_rebuild_bytes(seeded, tmp_path / "scratch")
+
+
 def test_bad_file_on_first_run_leaves_its_tier_out(root: Path) -> None:
     """With no previous entry to keep, a bad tier (and its group) is simply absent."""
     write_array(root, "SILVER", games("S", 5))
@@ -233,6 +249,23 @@ def test_damaged_cache_falls_back_to_a_rebuild(seeded: Path, tmp_path: Path, dam
         cache_file.write_bytes(cache_file.read_bytes()[:100])
     refresh(seeded)
     assert index_bytes(seeded) == full_rebuild_bytes(seeded, tmp_path / "scratch")
+
+
+def test_planted_cache_with_counts_above_its_matches_is_rebuilt(seeded: Path, tmp_path: Path) -> None:
+    """A cache with a valid digest but a count above its number of matches (5e12 games, where the rate
+    arithmetic wraps int64) is corrupt: the group is rebuilt from its files, the index exact."""
+    from stratmancer_jobs.jobs.history import cache
+
+    refresh(seeded)
+    cache_file = settings_for(seeded).layout.history_group_cache("MID")
+    state, files = cache.decode_group(cache_file.read_bytes(), "MID")
+    gold = state.tiers["GOLD"].counts
+    gold.cw[0] = gold.cl[0] = gold.vs[0][1] = 5 * 10**12
+    cache_file.write_bytes(cache.encode_group(state, files))
+    append_lines(seeded, "GOLD", games("GM", 3))
+    refresh(seeded)
+    assert index_bytes(seeded) == full_rebuild_bytes(seeded, tmp_path / "scratch")
+    assert cache.decode_group(cache_file.read_bytes(), "MID")[0].tiers["GOLD"].counts.cw[0] < 100
 
 
 def test_same_size_same_mtime_rewrite_is_caught(seeded: Path, tmp_path: Path) -> None:

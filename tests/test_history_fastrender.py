@@ -200,3 +200,61 @@ def test_digit_tables(width: int) -> None:
         assert int(packed[i]).to_bytes(8, "little")[:width] == text
         assert int(packed[i]) >> (8 * width) == 0
         assert int(zeros[i]) == len(text) - len(text.rstrip(b"0"))
+
+
+@pytest.mark.parametrize("big", [5 * 10**12, 2**62, 2**63 - 1, 2**64, -(2**62)])
+def test_counts_beyond_exact_int64_arithmetic_are_left_to_the_dict_path(big: int) -> None:
+    """A count whose rate arithmetic could wrap int64 (a corrupt cache) is refused with OverflowError,
+    which sends the caller to the exact dict path, instead of rendering wrong rates."""
+    counts = Counts(2 * big, [big, big], [big, big], [[0, big], [0, 0]], [[0, big], [0, 0]])
+    counts.vs = [[0, big], [big, 0]]
+    with pytest.raises(OverflowError):
+        CountArrays.of(counts, 2)
+    state = GroupState("MID")
+    state.tiers["GOLD"].counts = counts
+    state.keys = [3, 4]
+    with pytest.raises(OverflowError):
+        render_group(state, "MID", ["GOLD"], HistorySettings(1, 1, 1))
+
+
+def test_counts_up_to_exact_max_render_from_arrays() -> None:
+    """Counts of exactly ``EXACT_MAX`` in every cell of every tier still render, the same bytes."""
+    from stratmancer_jobs.jobs.history.aggregate import EXACT_MAX
+
+    state = GroupState("HIGH")
+    for tier in state.tiers.values():
+        tier.counts = Counts(EXACT_MAX, [EXACT_MAX, 1], [1, EXACT_MAX], [[0, EXACT_MAX], [0, 0]])
+        tier.counts.pl = [[0, EXACT_MAX], [0, 0]]
+        tier.counts.vs = [[0, EXACT_MAX], [1, 0]]
+    state.keys = [3, 4]
+    thresholds = HistorySettings(1, 1, 1)
+    got = render_group(state, "HIGH", ["HIGH", "MASTER"], thresholds)
+    for key, counts in (("HIGH", state.group_counts()), ("MASTER", state.tiers["MASTER"].counts)):
+        result = got[key]
+        assert result is not None
+        assert result[0] == _reference(counts, state.keys, thresholds)
+    assert b'"3,4": 0.5' in got["HIGH"][0]  # type: ignore[index]
+
+
+def test_the_planner_renders_counts_beyond_exact_max_through_the_dict_path() -> None:
+    """Refused by ``fastrender``, counts of 5e12 still become the exact entry (every rate 0.5)."""
+    from stratmancer_jobs.jobs.history.plan import _build
+
+    big = 5 * 10**12
+    state = GroupState("MID")
+    state.tiers["GOLD"].counts = Counts(
+        2 * big, [big, big], [big, big], [[0, big], [0, 0]], [[0, big], [0, 0]]
+    )
+    state.tiers["GOLD"].counts.vs = [[0, big], [big, 0]]
+    state.keys = [3, 4]
+    fresh = _build(state, "MID", ["GOLD", "MID"], HistorySettings(1, 1, 1))
+    for key in ("GOLD", "MID"):
+        fragment = fresh[key].fragment
+        assert fragment is not None
+        assert json.loads(fragment) == {
+            "avg_wr": 0.5,
+            "champ_wr": {"3": 0.5, "4": 0.5},
+            "counter_wr": {"3": {"4": 0.5}, "4": {"3": 0.5}},
+            "n_matches": 2 * big,
+            "pair_wr": {"3,4": 0.5},
+        }

@@ -20,6 +20,7 @@ from typing import Any
 import pytest
 
 from stratmancer_jobs.config import HistorySettings
+from stratmancer_jobs.jobs.history import counts as counts_module
 from stratmancer_jobs.jobs.history import records as records_module
 from stratmancer_jobs.jobs.history.aggregate import (
     ENTRY_KEYS,
@@ -459,6 +460,8 @@ def test_render_rates_below_1e_4(small: float) -> None:
         assert render_entry(entry) is None
     else:
         assert render_entry(entry) is not None
+    only = {"MID": entry, "LOW": {**entry, "avg_wr": small}}  # no entry msgspec can write, or all
+    assert render(only) == (json.dumps(only, indent=2, sort_keys=True) + "\n").encode()
 
 
 def test_render_an_entry_fragment() -> None:
@@ -466,7 +469,10 @@ def test_render_an_entry_fragment() -> None:
         b'{\n    "avg_wr": 0.5,\n    "champ_wr": {\n      "1": 0.5\n    },\n    "counter_wr": {},\n'
         b'    "n_matches": 3,\n    "pair_wr": {}\n  }'
     )
-    assert render_entry({**good_entry(), "avg_wr": 0.0}) == render_entry({**good_entry(), "avg_wr": 0.0})
+    assert render_entry({**good_entry(), "avg_wr": 0.0}) == (
+        b'{\n    "avg_wr": 0.0,\n    "champ_wr": {\n      "1": 0.5\n    },\n    "counter_wr": {},\n'
+        b'    "n_matches": 3,\n    "pair_wr": {}\n  }'
+    )
     assert (
         render({"X": {**good_entry(), "avg_wr": 0.0}})
         == (json.dumps({"X": {**good_entry(), "avg_wr": 0.0}}, indent=2, sort_keys=True) + "\n").encode()
@@ -474,7 +480,8 @@ def test_render_an_entry_fragment() -> None:
 
 
 def test_check_names_what_is_wrong() -> None:
-    """The cache's sanity check: each counter of the wrong size, or a negative count, is refused."""
+    """The cache's sanity check: each counter of the wrong size, a negative count, or a count above the
+    number of matches (a planted cache's way into int64 overflow) is refused; exactly ``n`` is fine."""
 
     def fresh() -> Counts:
         counts = Counts()
@@ -501,6 +508,25 @@ def test_check_names_what_is_wrong() -> None:
         getattr(negative, name)[1] = -1
         with pytest.raises(ValueError, match=r"^negative count$"):
             negative.check(2)
+        at_n, above_n = fresh(), fresh()
+        at_n.n = above_n.n = 4
+        getattr(at_n, name)[0] = 4
+        at_n.check(2)
+        getattr(above_n, name)[0] = 5
+        with pytest.raises(ValueError, match=r"^a count above the number of matches$"):
+            above_n.check(2)
+    for name in ("pw", "pl", "vs"):
+        negative = fresh()
+        getattr(negative, name)[1][0] = -1
+        with pytest.raises(ValueError, match=r"^negative count$"):
+            negative.check(2)
+        at_n, above_n = fresh(), fresh()
+        at_n.n = above_n.n = 4
+        getattr(at_n, name)[1][0] = 4
+        at_n.check(2)
+        getattr(above_n, name)[1][0] = 5
+        with pytest.raises(ValueError, match=r"^a count above the number of matches$"):
+            above_n.check(2)
 
 
 def test_counts_beyond_64_bits_still_give_an_entry() -> None:
@@ -532,3 +558,144 @@ def test_matches_without_an_id_are_not_remembered() -> None:
     assert state.seen == {"a": 0}
     state.add("BRONZE", "jsonl", [mk("b", [1, 2, 3, 4, 5], [6, 7, 8, 9, 10], True)], Counter())
     assert state.seen == {"a": 0, "b": 3}
+
+
+def _big(wins: int, losses: int, n: int) -> Counts:
+    """Two champions 7 and 3 with ``wins``/``losses`` each, as a pair and against each other."""
+    counts = Counts(n, [wins, losses], [losses, wins])
+    counts.pw = [[0, wins], [0, 0]]
+    counts.pl = [[0, losses], [0, 0]]
+    counts.vs = [[0, wins], [losses, 0]]
+    return counts
+
+
+@pytest.mark.parametrize(
+    ("wins", "losses"),
+    [
+        (5 * 10**12, 5 * 10**12),  # 2 * 10**6 * wins wraps int64: a rate of -0.42 before the fix
+        (2**62, 2**62),  # wins + losses wraps to a negative count: the champion was dropped
+        (2**62, 1),
+        (2**63 - 1, 2**63 - 1),
+        (3 * 10**12, 10**12),
+    ],
+)
+def test_counts_beyond_exact_int64_arithmetic_give_exact_rates(wins: int, losses: int) -> None:
+    """Counts whose rate arithmetic would wrap int64 give the exact entry of the integer loops."""
+    import numpy  # noqa: F401 -- loaded, as after a large count
+
+    n = wins + losses
+    won = rate(wins, n)
+    assert build_entry(_big(wins, losses, n), [7, 3], ALL) == {
+        "champ_wr": {"7": won, "3": rate(losses, n)},
+        "pair_wr": {"3,7": rate(wins, wins + losses)},
+        "counter_wr": {"7": {"3": won}, "3": {"7": rate(losses, n)}},
+        "n_matches": n,
+        "avg_wr": round((won + rate(losses, n)) / 2, 6),
+    }
+
+
+def test_count_array_takes_counts_up_to_exact_max_either_way() -> None:
+    """``count_array``: int64 rows or matrices of counts within ``EXACT_MAX`` either way, OverflowError
+    one past it (where int64 rate arithmetic could wrap)."""
+    from stratmancer_jobs.jobs.history.aggregate import EXACT_MAX, count_array
+
+    array = count_array([[EXACT_MAX, -EXACT_MAX], [0, 1]])
+    assert str(array.dtype) == "int64" and array.tolist() == [[EXACT_MAX, -EXACT_MAX], [0, 1]]
+    assert count_array([]).tolist() == []
+    for bad in ([0, EXACT_MAX + 1], [-EXACT_MAX - 1, 0], [2**63], [2**64]):
+        with pytest.raises(OverflowError):
+            count_array(bad)
+
+
+class PathSpy:
+    """Records which entry builder or counting path ran (the real one still runs)."""
+
+    def __init__(self, monkeypatch: pytest.MonkeyPatch) -> None:
+        from stratmancer_jobs.jobs.history import aggregate
+
+        self.calls: list[str] = []
+        for owner, name in (
+            (aggregate, "_build_entry_loops"),
+            (aggregate, "_build_entry_numpy"),
+            (GroupState, "_count_loop"),
+            (GroupState, "_count_numpy"),
+        ):
+            monkeypatch.setattr(owner, name, self._spy(name, getattr(owner, name)))
+
+    def _spy(self, name: str, real: Any) -> Any:
+        def spy(*args: Any) -> Any:
+            self.calls.append(name)
+            return real(*args)
+
+        return spy
+
+
+def test_a_small_run_neither_imports_nor_uses_numpy(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Numpy not loaded: a small count and its entry take the plain loops and do not import numpy
+    (importing it would cost a small incremental run more than it saves)."""
+    spy = PathSpy(monkeypatch)
+    monkeypatch.delitem(sys.modules, "numpy")
+    games = random_games(random.Random(2), 300, range(1, 20), "s")
+    state = GroupState("MID")
+    state.add("GOLD", "json", games, Counter())
+    assert build_entry(state.tiers["GOLD"].counts, list(state.keys), ALL) == oracle(
+        [game(m) for m in games], ALL
+    )
+    assert "numpy" not in sys.modules
+    assert spy.calls == ["_count_loop", "_build_entry_loops"]
+
+
+@pytest.mark.parametrize(
+    "pool", [range(1, 20), range(2**21, 2**21 + 14), range(-7, 7), range(2**63 - 20, 2**63)]
+)
+def test_numpy_once_loaded_counts_and_builds_without_the_loops(
+    monkeypatch: pytest.MonkeyPatch, pool: range
+) -> None:
+    """Numpy loaded and a count worth it: every chunk is counted and the entry built on arrays, the
+    plain loops never run (a fallback there would be a silent slowdown), for any 64-bit keys."""
+    import numpy  # noqa: F401 -- loaded, as after a large count
+
+    monkeypatch.setattr(records_module, "VECTOR_MIN", 1)
+    monkeypatch.setattr(counts_module, "VECTOR_CHUNK", 7)
+    spy = PathSpy(monkeypatch)
+    games = random_games(random.Random(4), 20, pool, "n")
+    state = GroupState("MID")
+    state.add("GOLD", "json", games, Counter())
+    assert build_entry(state.tiers["GOLD"].counts, list(state.keys), ALL) == oracle(
+        [game(m) for m in games], ALL
+    )
+    assert spy.calls == ["_count_numpy"] * 3 + ["_build_entry_numpy"]
+
+
+def test_keys_beyond_64_bits_count_in_the_loop(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Champion keys numpy cannot hold: the count falls back to the loop, the entry is the same."""
+    import numpy  # noqa: F401 -- loaded, as after a large count
+
+    monkeypatch.setattr(records_module, "VECTOR_MIN", 1)
+    spy = PathSpy(monkeypatch)
+    games = random_games(random.Random(4), 20, range(2**64, 2**64 + 14), "b")
+    state = GroupState("MID")
+    state.add("GOLD", "json", games, Counter())
+    assert build_entry(state.tiers["GOLD"].counts, list(state.keys), ALL) == oracle(
+        [game(m) for m in games], ALL
+    )
+    assert spy.calls == ["_count_numpy", "_count_loop", "_build_entry_numpy"]
+
+
+@pytest.mark.parametrize(
+    ("top", "paths"), [(0, ["_build_entry_numpy"]), (1, ["_build_entry_numpy", "_build_entry_loops"])]
+)
+def test_counts_at_exact_max_are_built_on_arrays(
+    monkeypatch: pytest.MonkeyPatch, top: int, paths: list[str]
+) -> None:
+    """Counts of exactly ``EXACT_MAX`` are built on arrays; one more is refused there and built by the
+    loops; the same entry."""
+    import numpy  # noqa: F401 -- loaded, as after a large count
+
+    from stratmancer_jobs.jobs.history.aggregate import EXACT_MAX
+
+    spy = PathSpy(monkeypatch)
+    wins = EXACT_MAX + top
+    entry = build_entry(_big(wins, 1, wins + 1), [7, 3], ALL)
+    assert spy.calls == paths
+    assert entry["champ_wr"] == {"7": rate(wins, wins + 1), "3": rate(1, wins + 1)}

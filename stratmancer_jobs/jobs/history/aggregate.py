@@ -26,6 +26,11 @@ from stratmancer_jobs.jobs.history.counts import Counts
 DIGITS: Final = 6
 SCALE: Final = 10**DIGITS
 ENTRY_KEYS: Final = ("champ_wr", "pair_wr", "counter_wr", "n_matches", "avg_wr")
+# The largest count (either sign) the numpy paths take. A group's cell sums at most five of them (its
+# tiers less its cross-tier duplicates), a pair's games four cells, so ``2 * 10**6 * won + games`` stays
+# below 2**60, far inside int64. Beyond it (four billion games of one champion: only a corrupt or
+# planted cache) the integer loops build the entry, exactly.
+EXACT_MAX: Final = 2**32
 
 Entry = dict[str, Any]
 
@@ -63,14 +68,25 @@ def build_entry(counts: Counts, keys: list[int], thresholds: HistorySettings) ->
     (``_build_entry_numpy``, the same entry); a small incremental run does not import it for this.
     """
     if "numpy" in sys.modules and keys:
-        with contextlib.suppress(OverflowError):  # counts beyond int64 (never in practice): the loops
+        with contextlib.suppress(OverflowError):  # counts beyond EXACT_MAX (never in practice): the loops
             return _build_entry_numpy(counts, keys, thresholds)
     return _build_entry_loops(counts, keys, thresholds)
 
 
+def count_array(values: Any) -> Any:
+    """Counts (a list, or a list of rows) as an int64 array; OverflowError when one is beyond
+    ``EXACT_MAX`` either way, where int64 arithmetic on them could wrap silently."""
+    import numpy as np
+
+    array = np.array(values, dtype=np.int64)  # OverflowError from 2**63 up
+    if ((array > EXACT_MAX) | (array < -EXACT_MAX)).any():
+        raise OverflowError("a count beyond what int64 arithmetic computes exactly")
+    return array
+
+
 def rate_cells(won: Any, games: Any, minimum: int) -> tuple[Any, Any]:
-    """For numpy arrays: the cells shown (``games >= minimum``, ``games > 0``) and their rates as the
-    integers ``k`` of ``win_rate`` (rate = k / 10**6)."""
+    """For numpy arrays (of ``count_array`` counts): the cells shown (``games >= minimum``, ``games > 0``)
+    and their rates as the integers ``k`` of ``win_rate`` (rate = k / 10**6)."""
     mask = (games >= minimum) & (games > 0)
     w, g = won[mask], games[mask]
     return mask, (2 * SCALE * w + g) // (2 * g)
@@ -98,18 +114,16 @@ def _build_entry_numpy(counts: Counts, keys: list[int], thresholds: HistorySetti
         mask, k = rate_cells(won, games, minimum)
         return mask, k / SCALE
 
-    cw, cl = np.array(counts.cw, dtype=np.int64), np.array(counts.cl, dtype=np.int64)
+    cw, cl, pw, pl, vs = map(count_array, (counts.cw, counts.cl, counts.pw, counts.pl, counts.vs))
     mask, values = rates(cw, cw + cl, thresholds.min_champ_games)
     champ_wr = dict(zip(compress(names, mask.tolist()), values.tolist(), strict=True))
 
-    pw, pl = np.array(counts.pw, dtype=np.int64), np.array(counts.pl, dtype=np.int64)
     won_m, games_m = pw + pw.T, pw + pw.T + pl + pl.T
     upper = np.triu_indices(size, 1)  # row by row, as ``pair_keys`` lists them
     mask, values = rates(won_m[upper], games_m[upper], thresholds.min_pair_games)
     flat_names = chain.from_iterable(pair_keys(keys))
     pair_wr = dict(zip(compress(flat_names, mask.tolist()), values.tolist(), strict=True))
 
-    vs = np.array(counts.vs, dtype=np.int64)
     mask, values = rates(vs, vs + vs.T, thresholds.min_counter_games)
     row_sizes = mask.sum(axis=1).tolist()
     value_list = values.tolist()

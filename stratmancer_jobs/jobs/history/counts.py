@@ -143,14 +143,18 @@ class Counts:
         self.n += len(w)
 
     def check(self, size: int) -> None:
-        """ValueError unless every counter is a non-negative count for ``size`` champions."""
+        """ValueError unless every counter is a count for ``size`` champions between 0 and ``n``: a
+        champion, a pair or a match-up is in a match at most once, so more than ``n`` is corrupt."""
         if self.n < 0 or len(self.cw) != size or len(self.cl) != size:
             raise ValueError("a champion counter has the wrong size")
         for matrix in (self.pw, self.pl, self.vs):
             if len(matrix) != size or any(len(row) != size for row in matrix):
                 raise ValueError("a matrix has the wrong size")
-        if min(self.cw + self.cl, default=0) < 0:
+        rows = [self.cw, self.cl, *self.pw, *self.pl, *self.vs]
+        if size and min(map(min, rows)) < 0:
             raise ValueError("negative count")
+        if size and max(map(max, rows)) > self.n:
+            raise ValueError("a count above the number of matches")
 
 
 def sum_counts(parts: Iterable[Counts], minus: Counts, size: int) -> Counts:

@@ -24,7 +24,14 @@ import msgspec
 import numpy as np
 
 from stratmancer_jobs.config import HistorySettings
-from stratmancer_jobs.jobs.history.aggregate import DIGITS, SCALE, average, rate_cells, written_alike
+from stratmancer_jobs.jobs.history.aggregate import (
+    DIGITS,
+    SCALE,
+    average,
+    count_array,
+    rate_cells,
+    written_alike,
+)
 from stratmancer_jobs.jobs.history.counts import Counts, GroupState
 
 _SMALLEST: Final = 100  # k below this (and above 0): a rate under 1e-4, written in exponent form
@@ -138,7 +145,7 @@ class GroupNames:
 
 @dataclass(frozen=True)
 class CountArrays:
-    """A ``Counts`` as int64 arrays (OverflowError beyond int64)."""
+    """A ``Counts`` as int64 arrays (OverflowError beyond ``aggregate.EXACT_MAX``)."""
 
     n: int
     cw: Any
@@ -150,10 +157,8 @@ class CountArrays:
     @classmethod
     def of(cls, counts: Counts, size: int) -> CountArrays:
         counts.resize(size)
-        rows = (np.array(part, dtype=np.int64) for part in (counts.cw, counts.cl))
-        matrices = (
-            np.array(part, dtype=np.int64).reshape(size, size) for part in (counts.pw, counts.pl, counts.vs)
-        )
+        rows = (count_array(part) for part in (counts.cw, counts.cl))
+        matrices = (count_array(part).reshape(size, size) for part in (counts.pw, counts.pl, counts.vs))
         return cls(counts.n, *rows, *matrices)
 
     def minus(self, other: CountArrays) -> CountArrays:
@@ -292,7 +297,8 @@ def render_group(
     state: GroupState, group: str, wanted: Sequence[str], thresholds: HistorySettings
 ) -> dict[str, tuple[bytes, dict[str, int]] | None]:
     """``render_arrays`` for each wanted key of one group: a tier, or the group itself (its tiers summed,
-    cross-tier duplicates taken out, as ``GroupState.group_counts``). OverflowError beyond int64."""
+    cross-tier duplicates taken out, as ``GroupState.group_counts``). OverflowError beyond
+    ``aggregate.EXACT_MAX``, where the caller's dict path computes exactly."""
     size = len(state.keys)
     names = GroupNames.of(state.keys)
     arrays: dict[str, CountArrays] = {}
