@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import time
+from pathlib import Path
 
 from stratmancer_jobs.errors import InputError, PartialFailure
 from stratmancer_jobs.jobs import JobContext, JobResult
@@ -15,8 +16,11 @@ def ok(ctx: JobContext) -> JobResult:
 
 
 def sleepy(ctx: JobContext) -> JobResult:
-    """Sleep for ``options['seconds']`` (default 30) and then succeed."""
+    """Sleep for ``options['seconds']`` (default 30), create the file ``options['marker']`` if given (a
+    test sees whether the sleep was cut short), and then succeed."""
     time.sleep(float(ctx.options.get("seconds", 30)))
+    if "marker" in ctx.options:
+        Path(str(ctx.options["marker"])).touch()
     return JobResult(summary="slept")
 
 

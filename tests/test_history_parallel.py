@@ -196,6 +196,17 @@ def test_split_groups_counts_each_groups_cache() -> None:
     assert split_groups(files, before, {"LOW": 9 * mb, "MID": 1 * mb}) == (["LOW", "MID"], 1)
 
 
+def test_split_groups_decodes_a_grown_file_whole_without_its_groups_cache() -> None:
+    """LOW has no cache: its grown 101 MB file is decoded whole (121 MB-equivalents with its entries),
+    more than MID with its cache (34), so LOW goes to the worker. Were the missing cache taken for a
+    cache, LOW would cost only its new and hashed bytes (31) and the split would flip."""
+    mb = 1_000_000
+    before = {f.name: f.stat for f in (_source("IRON", 100 * mb), _source("GOLD", 10 * mb))}
+    files = [_source("IRON", 101 * mb, mtime=2), _source("GOLD", 11 * mb, mtime=2)]
+    assert split_groups(files, before, {"MID": 1 * mb}) == (["LOW", "MID"], 1)
+    assert group_cost("LOW", files, before, 0) == 101 * mb + 2 * ENTRY_COST
+
+
 def test_large_results_cross_through_the_blob_file_intact() -> None:
     """The worker's large ``bytes`` (nested anywhere in its results) travel through the blob file and
     come back equal, next to small ones that stay in the pickle."""

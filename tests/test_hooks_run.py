@@ -168,14 +168,14 @@ def test_connection_refused_is_retried_then_fails() -> None:
 
 
 def test_read_timeout_uses_the_hook_timeout(server: HookServer) -> None:
-    """A server slower than timeout_seconds is a read timeout, bounded in time."""
-    server.script("/slow", HookReply(200, delay_s=5))
+    """A server slower than timeout_seconds is a read timeout after one attempt (had the timeout not cut
+    it, the server's 200 would have come after its 30 s stall)."""
+    server.script("/slow", HookReply(200, delay_s=30))
     (hook,) = parse_hooks(JOB, [{"url": server.base_url + "/slow", "timeout_seconds": 0.3}])
-    started = time.monotonic()
     report = run_hooks(
         [hook], _pending(JOB), env={}, log=LOG, http=HookHttpSettings(instant_retries=True, max_attempts=1)
     )
-    assert time.monotonic() - started < 3
+    assert [r.path for r in server.requests] == ["/slow"]
     assert report.results[0].message == "read timeout (no answer within 0.3 s) (gave up after 1 attempts)"
 
 
@@ -291,11 +291,10 @@ def test_command_killed_by_signal(tmp_path: Path) -> None:
 
 
 def test_hanging_command_is_stopped_by_its_timeout(tmp_path: Path) -> None:
-    """``sleep 30`` with a 0.5 s timeout is killed (with its process group) within a few seconds."""
+    """``sleep 30`` with a 0.5 s timeout is killed with its process group (had it not been, it would have
+    exited 0 and the hook succeeded)."""
     (hook,) = parse_hooks(JOB, [{"command": ["sleep", "30"], "timeout_seconds": 0.5}])
-    started = time.monotonic()
     report = run_hooks([hook], _pending(JOB), env=_env(), log=LOG)
-    assert time.monotonic() - started < 4
     assert report.results[0].message == "timed out after 0.5 s; process group killed"
 
 
@@ -311,9 +310,7 @@ def test_timeout_kills_the_whole_group_even_if_term_is_ignored(tmp_path: Path) -
         "time.sleep(30)\n"
     )
     (hook,) = parse_hooks(JOB, [{"command": [sys.executable, "-c", code], "timeout_seconds": 1}])
-    started = time.monotonic()
     report = run_hooks([hook], _pending(JOB), env=_env(), log=LOG, kill_grace_s=0.3)
-    assert time.monotonic() - started < 5
     assert report.results[0].message == "timed out after 1 s; process group killed; output: started"
     child = int(pid_file.read_text(encoding="utf-8"))
     deadline = time.monotonic() + 3

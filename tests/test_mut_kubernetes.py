@@ -302,10 +302,15 @@ def test_to_yaml_emitter() -> None:
 
 
 def test_to_yaml_refuses_other_types() -> None:
-    """A value that is not a bool, int, str, list or mapping is refused by type name."""
+    """A value that is not a bool, int, str, list or mapping is refused by type name, and so is an empty
+    list or mapping inside a list."""
     with pytest.raises(TypeError) as caught:
         to_yaml([{"f": 1.5}])
     assert str(caught.value) == "cannot write float as YAML"
+    for empty, name in (([], "list"), ({}, "dict")):  # no inline form for an empty item of a list
+        with pytest.raises(TypeError) as caught:
+            to_yaml([{"l": [1, empty]}])
+        assert str(caught.value) == f"cannot write {name} as YAML"
 
 
 def test_to_yaml_scalar_document() -> None:
