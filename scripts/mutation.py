@@ -311,7 +311,7 @@ def mutmut_section(source: str, tests: tuple[str, ...]) -> str:
     return (
         "\n[tool.mutmut]\n"
         'source_paths = ["stratmancer_jobs"]\n'
-        'also_copy = ["ml_pipeline", "config", "data"]\n'
+        'also_copy = ["ml_pipeline", "config", "data", "crontab.example"]\n'
         f"only_mutate = {toml_list([source])}\n"
         f"pytest_add_cli_args_test_selection = {toml_list(tests)}\n"
         'pytest_add_cli_args = ["-p", "no:cacheprovider", "-q"]\n'

@@ -13,6 +13,7 @@ from __future__ import annotations
 import json
 import logging
 import pickle
+import signal
 import sys
 from collections.abc import Callable
 from pathlib import Path
@@ -187,8 +188,13 @@ def test_ctrl_c_during_a_hook_is_recorded_before_it_propagates(root: Path) -> No
     )
     settings = load_settings(root, {"TZ": "UTC"})
     spec = find_job("refresh-registry")
-    with pytest.raises(KeyboardInterrupt):
-        run_job(spec, settings, log=logging.getLogger("test.hooks.ctrl_c"))
+    # Python's own SIGINT handler, as in the CLI: a test runner may ignore SIGINT (mutmut's workers do)
+    previous = signal.signal(signal.SIGINT, signal.default_int_handler)
+    try:
+        with pytest.raises(KeyboardInterrupt):
+            run_job(spec, settings, log=logging.getLogger("test.hooks.ctrl_c"))
+    finally:
+        signal.signal(signal.SIGINT, previous)
     record = _state(root, "refresh_model_registry")
     assert record["running"] is None
     assert record["last_status"] == "interrupted" and record["interrupted_count"] == 1
