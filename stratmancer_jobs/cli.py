@@ -21,6 +21,7 @@ from stratmancer_jobs import __version__
 from stratmancer_jobs.config import MAX_TIMEOUT_S, Settings, check_timeout, load_settings
 from stratmancer_jobs.errors import EXIT_FAILED, EXIT_OK, EXIT_USAGE, StratmancerError
 from stratmancer_jobs.jobtable import JobSpec, find_job
+from stratmancer_jobs.layout import Layout
 from stratmancer_jobs.logs import LOGGER_NAME, secret_values, setup_logging
 
 app = typer.Typer(
@@ -81,9 +82,23 @@ def _settings(ctx: typer.Context, timeout: float | None = None, job: JobSpec | N
 
             record_refused_run(job, g.root, os.environ, str(exc))
         _fail(str(exc), exc.exit_code)
+    try:
+        _check_deployment(settings)
+    except StratmancerError as exc:
+        _fail(str(exc), exc.exit_code)
     if settings.env_file_names:  # the env file's values are secrets too: scrub them from the log
         setup_logging(verbose=g.verbose, quiet=g.quiet, fmt=g.log_format, secrets=settings.redact_values)
     return settings
+
+
+def _check_deployment(settings: Settings) -> None:
+    """A root with no state/, config/ or data/ is not a deployment: say so before anything is created."""
+    if not settings.layout.looks_deployed():
+        raise StratmancerError(
+            f"{settings.layout.root} is not a stratmancer-jobs deployment (no state/, config/ or data/ "
+            "in it); run from the deployment root, or give --root DIR (before the command) or set "
+            "STRATMANCER_HOME"
+        )
 
 
 def _version(value: bool) -> None:
@@ -472,7 +487,7 @@ def crontab(
         install = True
     settings = _settings(ctx)
     exe = _executable()
-    path_env = os.pathsep.join(dict.fromkeys([str(Path(exe).parent), "/usr/local/bin", "/usr/bin", "/bin"]))
+    path_env = _path_env(exe)
     root = str(settings.layout.root)
     try:
         if cron_d is not None:
@@ -511,6 +526,53 @@ def crontab(
 def _executable() -> str:
     """The absolute path of this tool's console script, for the generated schedules."""
     return shutil.which("stratmancer-jobs") or str(Path(sys.argv[0]).resolve())
+
+
+def _path_env(exe: str) -> str:
+    """The PATH the generated crontab lines set: the tool's directory, then the usual ones."""
+    return os.pathsep.join(dict.fromkeys([str(Path(exe).parent), "/usr/local/bin", "/usr/bin", "/bin"]))
+
+
+@app.command("doctor")
+def doctor(ctx: typer.Context) -> None:
+    """Check this deployment, one line per check (ok / warn / fail) with the fix for each problem.
+
+    Checks the root (inputs present, state and logs writable), the configuration and where each value
+    came from (flag, env, env file, config/jobs.toml, default), each job's schedule in words with its
+    next 5 runs, each hook's env: variables (named, never shown), the env file, and whether the
+    installed crontab block or systemd units match the configuration. Changes nothing.
+    Exit 0 all ok, 1 warnings, 2 failures.
+
+    Example:
+
+      stratmancer-jobs --root /srv/stratmancer doctor
+    """
+    from stratmancer_jobs import doctor as doc
+    from stratmancer_jobs.clock import utc_now
+
+    g: Globals = ctx.obj
+    try:
+        settings = load_settings(g.root, os.environ, metrics_file=g.metrics_file)
+        _check_deployment(settings)
+    except StratmancerError as exc:
+        fix = "" if "chmod" in str(exc) or exc.exit_code != EXIT_USAGE else "edit the value named above"
+        if "config key" in str(exc):
+            root = (g.root or Path(os.environ.get("STRATMANCER_HOME") or ".")).expanduser().resolve()
+            fix = f"edit {Layout(root).config_file}"
+        typer.echo("\n".join(doc.Check("fail", f"configuration: {exc}", fix).lines()))
+        raise typer.Exit(EXIT_USAGE) from None
+    exe = _executable()
+    unit_dirs = [(Path("/etc/systemd/system"), False), (Path.home() / ".config/systemd/user", True)]
+    try:
+        gathered = doc.gather(settings, executable=exe, path_env=_path_env(exe), unit_dirs=unit_dirs)
+    except StratmancerError as exc:
+        _fail(str(exc), exc.exit_code)
+    sources = doc.Sources(root_flag=g.root is not None, metrics_flag=g.metrics_file is not None)
+    now = utc_now().astimezone(settings.timezone)
+    checks = doc.diagnose(settings, os.environ, sources, gathered, now)
+    typer.echo("\n".join(line for check in checks for line in check.lines()))
+    typer.echo(doc.summary_line(checks))
+    raise typer.Exit(doc.exit_code(checks))
 
 
 @app.command("systemd")

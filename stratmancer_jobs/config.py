@@ -108,6 +108,7 @@ class DeploySettings:
     secret_name: str | None = None  # a Secret whose keys become the jobs' environment (by reference)
 
 
+JOB_KEYS = {"schedule", "grace_seconds", "timeout_seconds", "on_change"}  # [jobs.<id>]
 PATCH_JOB_ID = "refresh_patch_meta"  # the one job whose hooks may use {patch} and {previous_patch}
 
 
@@ -294,6 +295,7 @@ def _job_schedules(data: Mapping[str, Any]) -> dict[str, JobSchedule]:
     for spec in JOBS:
         where = f"jobs.{spec.id}."
         table = _table(jobs_table, spec.id, "jobs.")
+        _reject_unknown(table, where, JOB_KEYS)
         schedule = _typed(table, "schedule", where, str, spec.default_schedule)
         validate_cron(schedule, f"config key {where}schedule")
         grace = _typed(table, "grace_seconds", where, int, spec.default_grace_s)

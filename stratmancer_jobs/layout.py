@@ -35,6 +35,10 @@ class Layout:
 
     root: Path
 
+    def looks_deployed(self) -> bool:
+        """Whether the root holds any of state/, config/ or data/ (else it is likely the wrong directory)."""
+        return any((self.root / name).is_dir() for name in ("state", "config", "data"))
+
     # inputs
     @property
     def processed_dir(self) -> Path:
