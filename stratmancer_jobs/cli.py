@@ -46,6 +46,7 @@ class Globals:
     quiet: bool
     log_format: str
     metrics_file: Path | None
+    log_file: Path | None = None
 
 
 def _degrade_streams() -> None:
@@ -87,7 +88,7 @@ def _settings(ctx: typer.Context, timeout: float | None = None, job: JobSpec | N
     except StratmancerError as exc:
         _fail(str(exc), exc.exit_code)
     if settings.env_file_names:  # the env file's values are secrets too: scrub them from the log
-        setup_logging(verbose=g.verbose, quiet=g.quiet, fmt=g.log_format, secrets=settings.redact_values)
+        _setup_log(g, settings.redact_values)
     return settings
 
 
@@ -126,6 +127,16 @@ def main_options(
         str,
         typer.Option("--log-format", help="stderr log format: 'human' or 'json' (one object per line)."),
     ] = "human",
+    log_file: Annotated[
+        Path | None,
+        typer.Option(
+            "--log-file",
+            metavar="FILE",
+            help="Append log lines to FILE instead of stderr, opening it for each line (logrotate's "
+            "create and copytruncate both work). The generated crontab lines use logs/stratmancer-jobs.log.",
+            show_default=False,
+        ),
+    ] = None,
     metrics_file: Annotated[
         Path | None,
         typer.Option(
@@ -145,8 +156,24 @@ def main_options(
         _fail(f"--log-format must be 'human' or 'json', not {log_format!r}", EXIT_USAGE)
     if verbose and quiet:
         _fail("--verbose and --quiet cannot be used together", EXIT_USAGE)
-    ctx.obj = Globals(root, verbose, quiet, log_format, metrics_file)
-    setup_logging(verbose=verbose, quiet=quiet, fmt=log_format, secrets=secret_values(os.environ))
+    ctx.obj = Globals(root, verbose, quiet, log_format, metrics_file, log_file)
+    _setup_log(ctx.obj, secret_values(os.environ))
+
+
+def _setup_log(g: Globals, secrets: tuple[str, ...]) -> None:
+    """Log to stderr or --log-file; on a terminal the success line is left out, as the command prints
+    the summary itself (once, with the duration)."""
+    from stratmancer_jobs.logs import DropEvents
+
+    on_screen = g.log_file is None and sys.stdout.isatty() and sys.stderr.isatty()
+    setup_logging(
+        verbose=g.verbose,
+        quiet=g.quiet,
+        fmt=g.log_format,
+        secrets=secrets,
+        log_file=g.log_file,
+        drop=DropEvents("end", "success") if on_screen and not g.quiet else None,
+    )
 
 
 TimeoutOpt = Annotated[
@@ -176,6 +203,7 @@ NoHooksOpt = Annotated[
 def _run(
     ctx: typer.Context, job: str, timeout: float | None, if_due: bool, no_hooks: bool, **options: Any
 ) -> None:
+    from stratmancer_jobs.logs import new_run_id, set_run_id
     from stratmancer_jobs.progressbar import progress_sink
     from stratmancer_jobs.runner import run_job
 
@@ -183,6 +211,7 @@ def _run(
     spec = find_job(job)
     settings = _settings(ctx, timeout, spec)
     log = logging.getLogger(LOGGER_NAME)
+    set_run_id(new_run_id())
     try:
         with progress_sink(enabled=sys.stderr.isatty() and not g.quiet) as sink:
             outcome = run_job(
@@ -190,9 +219,11 @@ def _run(
             )
     except KeyboardInterrupt:  # the runner recorded the run as interrupted; 128 + SIGINT, as shells do
         raise typer.Exit(EXIT_INTERRUPTED) from None
-    # quiet success under cron: the log lines say it all; a person at a terminal gets the summary line
+    # quiet success under cron: the log line says it all; a person at a terminal gets the summary line
+    # (the log's success line is left out there, see _setup_log)
     if not g.quiet and sys.stdout.isatty() and outcome.summary and outcome.status in ("success", "not_due"):
-        typer.echo(outcome.summary)
+        took = f" ({outcome.duration_s:.2f} s)" if outcome.status == "success" else ""
+        typer.echo(outcome.summary + took)
     raise typer.Exit(outcome.exit_code)
 
 
@@ -301,7 +332,7 @@ def status(
 
         typer.echo(json.dumps(report.as_json(), indent=2))
     else:
-        _print_status(report, now, detail=job is not None, wide=wide)
+        _print_status(report, now, detail=job is not None, wide=wide, settings=settings)
     raise typer.Exit(1 if report.state_error else EXIT_OK)
 
 
@@ -341,7 +372,7 @@ def _console() -> Any:
     return Console(no_color="NO_COLOR" in os.environ)
 
 
-def _print_status(report: Any, now: datetime, *, detail: bool, wide: bool) -> None:
+def _print_status(report: Any, now: datetime, *, detail: bool, wide: bool, settings: Settings) -> None:
     from stratmancer_jobs import render
 
     tty = sys.stdout.isatty() and not wide
@@ -350,7 +381,12 @@ def _print_status(report: Any, now: datetime, *, detail: bool, wide: bool) -> No
     elif detail:
         typer.echo(render.job_detail(report.jobs[0], now), nl=False)
     elif tty:
-        render.print_table(report, _console(), now)
+        from rich.text import Text
+
+        console = _console()
+        heading = f"stratmancer-jobs status: {settings.layout.root} ({settings.timezone.key})"
+        console.print(Text(heading, style="dim", no_wrap=True, overflow="ellipsis"))
+        render.print_table(report, console, now)
     else:
         typer.echo(render.plain_table(report, now, wide=wide), nl=False)
 

@@ -63,6 +63,9 @@ def _job_lines(settings: Settings, *, executable: str, path_env: str, user: str 
         f"cd {cron_word(root)} && STRATMANCER_HOME={cron_word(root)} PATH={cron_word(path_env)} "
         f"{cron_word(executable)}"
     )
+    # the tool appends its lines itself (--log-file, one open per line, for logrotate); what escapes
+    # it (a crash before logging starts) still reaches the same file through the redirection
+    prefix += f" --log-file {log}"
     lines = []
     for spec in JOBS:
         schedule = settings.job(spec).schedule

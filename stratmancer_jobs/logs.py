@@ -1,23 +1,45 @@
-"""Diagnostics on stderr: human-readable lines by default, one JSON object per line for log shippers.
+"""Diagnostics on stderr (or appended to a log file): human-readable lines by default, one JSON object
+per line for log shippers. Every line of a job run carries the run's short id, so the lines of runs
+of the same minute can be told apart.
 
 Every line passes through a redacting filter, so a secret (``RIOT_API_KEY`` and the like) can never
 reach the log even if some message or traceback contains it.
+
+A log file (``--log-file``) is opened, appended to with one ``write`` and closed for every line, so
+logrotate may rename (``create``) or truncate (``copytruncate``) it at any time: the next line goes to
+the file then at that path, and a line is never split by another process's line.
 """
 
 from __future__ import annotations
 
 import json
 import logging
+import os
 import re
+import secrets as _random
 import sys
 from collections.abc import Iterable, Mapping
+from contextvars import ContextVar
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import TextIO
 
 LOGGER_NAME = "stratmancer_jobs"
 SECRET_NAME_RE = re.compile(r"(KEY|TOKEN|SECRET|PASSWORD|PASSWD|CREDENTIAL)", re.IGNORECASE)
 MIN_SECRET_LEN = 6
 REDACTED = "[REDACTED]"
+LOG_FILE_MODE = 0o640
+_RUN_ID: ContextVar[str | None] = ContextVar("stratmancer_run_id", default=None)
+
+
+def new_run_id() -> str:
+    """A short random id for one run (6 hex digits), on each of its log lines."""
+    return _random.token_hex(3)
+
+
+def set_run_id(run_id: str | None) -> None:
+    """The id the following log lines carry (None: none, outside a run)."""
+    _RUN_ID.set(run_id)
 
 
 def secret_values(env: Mapping[str, str]) -> tuple[str, ...]:
@@ -62,12 +84,14 @@ def _job(record: logging.LogRecord) -> str | None:
 
 
 class HumanFormatter(logging.Formatter):
-    """``2026-11-28T12:00:00+00:00 INFO  refresh_model_registry: message``."""
+    """``2026-11-28T12:00:00+00:00 INFO    refresh_model_registry [3fa2c1]: message``."""
 
     def format(self, record: logging.LogRecord) -> str:
         job = _job(record)
+        run = _RUN_ID.get()
         prefix = f"{_now_iso(record)} {record.levelname:<7} "
-        line = prefix + (f"{job}: " if job else "") + record.getMessage()
+        where = " ".join(part for part in (job, f"[{run}]" if run else None) if part)
+        line = prefix + (f"{where}: " if where else "") + record.getMessage()
         if record.exc_info and not record.exc_text:
             record.exc_text = self.formatException(record.exc_info)
         if record.exc_text:
@@ -83,6 +107,7 @@ class JsonFormatter(logging.Formatter):
             "time": _now_iso(record),
             "level": record.levelname.lower(),
             "job": _job(record),
+            "run": _RUN_ID.get(),
             "event": getattr(record, "event", "log"),
             "message": record.getMessage(),
         }
@@ -105,16 +130,69 @@ class _CurrentStderr(logging.StreamHandler):  # type: ignore[type-arg]
         super().emit(record)
 
 
+class AppendPerLine(logging.Handler):
+    """Appends each line to ``path``: open (O_APPEND), one write, close. Should the file be unwritable,
+    the line goes to stderr with the reason, so it is not lost."""
+
+    def __init__(self, path: Path) -> None:
+        super().__init__()
+        self.path = path
+
+    def emit(self, record: logging.LogRecord) -> None:
+        data = (self.format(record) + "\n").encode("utf-8", "replace")
+        try:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            fd = os.open(self.path, os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_CLOEXEC, LOG_FILE_MODE)
+            try:
+                view = memoryview(data)
+                while view:
+                    view = view[os.write(fd, view) :]
+            finally:
+                os.close(fd)
+        except OSError as exc:
+            sys.stderr.write(f"log file {self.path} not writable ({exc.strerror}): {data.decode()}")
+
+
+class DropEvents(logging.Filter):
+    """Leaves out the records of the given ``event``s with the given ``status`` (e.g. the success
+    line on a terminal, where the CLI prints the summary itself)."""
+
+    def __init__(self, event: str, status: str) -> None:
+        super().__init__()
+        self.event, self.status = event, status
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return not (
+            getattr(record, "event", None) == self.event and getattr(record, "status", None) == self.status
+        )
+
+
 def setup_logging(
-    *, verbose: bool, quiet: bool, fmt: str, secrets: tuple[str, ...], stream: TextIO | None = None
+    *,
+    verbose: bool,
+    quiet: bool,
+    fmt: str,
+    secrets: tuple[str, ...],
+    stream: TextIO | None = None,
+    log_file: Path | None = None,
+    drop: DropEvents | None = None,
 ) -> logging.Logger:
-    """Configure the tool's logger once per process (replacing earlier handlers, e.g. between tests)."""
+    """Configure the tool's logger once per process (replacing earlier handlers, e.g. between tests).
+
+    ``log_file``: append there (one open per line) instead of writing to stderr.
+    """
     logger = logging.getLogger(LOGGER_NAME)
-    for handler in list(logger.handlers):
-        logger.removeHandler(handler)
-    handler = logging.StreamHandler(stream) if stream is not None else _CurrentStderr()
+    for old in list(logger.handlers):
+        logger.removeHandler(old)
+    handler: logging.Handler
+    if log_file is not None:
+        handler = AppendPerLine(log_file)
+    else:
+        handler = logging.StreamHandler(stream) if stream is not None else _CurrentStderr()
     handler.setFormatter(JsonFormatter() if fmt == "json" else HumanFormatter())
     handler.addFilter(_RedactFilter(secrets))
+    if drop is not None:
+        handler.addFilter(drop)
     logger.addHandler(handler)
     logger.setLevel(logging.DEBUG if verbose else logging.WARNING if quiet else logging.INFO)
     logger.propagate = False

@@ -200,7 +200,8 @@ def test_crontab_command_prints_absolute_lines(cli: Invoke, root: Path) -> None:
     patch = [line for line in result.stdout.splitlines() if line.startswith("0 3 * * * ")]
     assert len(patch) == 1, result.stdout
     assert patch[0].startswith(f"0 3 * * * cd {root} && STRATMANCER_HOME={root} PATH=")
-    assert patch[0].endswith(" refresh-patch >> logs/stratmancer-jobs.log 2>&1")
+    log = "logs/stratmancer-jobs.log"
+    assert patch[0].endswith(f" --log-file {log} refresh-patch >> {log} 2>&1")
 
 
 def test_python_m_entry_point_runs(root: Path) -> None:

@@ -52,7 +52,8 @@ def test_crontab_follows_configured_schedule(root: Path) -> None:
     """A schedule changed in config/jobs.toml shows up in the generated crontab."""
     (root / "config/jobs.toml").write_text('[jobs.refresh_patch_meta]\nschedule = "30 4 * * *"\n')
     text = render_crontab(load_settings(root, {}), executable="/x/stratmancer-jobs", path_env="/usr/bin")
-    assert "/x/stratmancer-jobs refresh-patch >> logs/stratmancer-jobs.log 2>&1\n" in text
+    log = "logs/stratmancer-jobs.log"
+    assert f"/x/stratmancer-jobs --log-file {log} refresh-patch >> {log} 2>&1\n" in text
     assert "\n30 4 * * * cd " in text
 
 
@@ -135,8 +136,9 @@ def test_hostile_root_survives_crontab_percent_handling_and_sh(tmp_path: Path) -
         assert done.returncode == 0, (field, done.stderr)
     log = (root / "logs" / "stratmancer-jobs.log").read_bytes().decode("utf-8").splitlines()
     runs = [line.split("\0")[:-1] for line in log]
-    expected = [[str(exe), spec.command, f"HOME={root}"] for spec in JOBS]
-    expected += [[str(exe), spec.command, "--if-due", f"HOME={root}"] for spec in JOBS]
+    log_opt = ["--log-file", "logs/stratmancer-jobs.log"]
+    expected = [[str(exe), *log_opt, spec.command, f"HOME={root}"] for spec in JOBS]
+    expected += [[str(exe), *log_opt, spec.command, "--if-due", f"HOME={root}"] for spec in JOBS]
     assert runs == expected
 
 
@@ -157,7 +159,7 @@ def test_every_percent_in_a_command_is_escaped(tmp_path: Path, name: str) -> Non
 def test_root_with_a_newline_is_refused_with_exit_2(tmp_path: Path) -> None:
     """A root whose name holds a newline cannot be a crontab line: one clear line and exit 2."""
     root = tmp_path / "two\nlines"
-    root.mkdir()
+    (root / "config").mkdir(parents=True)
     with pytest.raises(ConfigError, match="contains a newline"):
         render_crontab(load_settings(root, {}), executable="/x/stratmancer-jobs", path_env="/usr/bin")
     done = run_proc(root, "crontab", env={"PATH": os.environ.get("PATH", "/usr/bin:/bin")})

@@ -13,6 +13,7 @@ environment, as cron does.
 from __future__ import annotations
 
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -303,6 +304,7 @@ def test_cron_daemon_runs_the_users_lines_and_the_block(
     assert marker.read_text() == "kept\n"
     lines = log.read_text().splitlines()
     for spec in JOBS:
-        assert any(f" {spec.id}: " in line for line in lines), (spec.id, lines)
+        assert any(f" {spec.id} [" in line for line in lines), (spec.id, lines)
+    assert all(re.search(r" \[[0-9a-f]{6}\]: ", line) for line in lines), lines  # each with its run id
     assert (root / "ml_pipeline/model_registry.json").exists()
     assert not (REPO / "logs").exists() or root != REPO  # the runs happened in the root, not elsewhere

@@ -25,7 +25,11 @@ def test_all_three_follow_a_changed_schedule(root: Path) -> None:
     crontab = render_crontab(settings, executable="/x/stratmancer-jobs", path_env="/usr/bin")
     assert any(
         line.startswith("30 4 * * MON-FRI ")
-        and line.endswith("/x/stratmancer-jobs refresh-patch >> logs/stratmancer-jobs.log 2>&1")
+        and line.endswith(
+            "/x/stratmancer-jobs --log-file logs/x.log refresh-patch >> logs/x.log 2>&1".replace(
+                "x.log", "stratmancer-jobs.log"
+            )
+        )
         for line in crontab.splitlines()
     )
 
