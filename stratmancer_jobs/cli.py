@@ -87,8 +87,8 @@ def _settings(ctx: typer.Context, timeout: float | None = None, job: JobSpec | N
         _check_deployment(settings)
     except StratmancerError as exc:
         _fail(str(exc), exc.exit_code)
-    if settings.env_file_names:  # the env file's values are secrets too: scrub them from the log
-        _setup_log(g, settings.redact_values)
+    # the env file's values are secrets too: scrub them from the log; a relative --log-file is now known
+    _setup_log(g, settings.redact_values, settings.layout.root)
     return settings
 
 
@@ -132,8 +132,9 @@ def main_options(
         typer.Option(
             "--log-file",
             metavar="FILE",
-            help="Append log lines to FILE instead of stderr, opening it for each line (logrotate's "
-            "create and copytruncate both work). The generated crontab lines use logs/stratmancer-jobs.log.",
+            help="Append log lines to FILE (relative: under the root) instead of stderr, opening it for "
+            "each line (logrotate's create and copytruncate both work). The generated crontab lines use "
+            "logs/stratmancer-jobs.log.",
             show_default=False,
         ),
     ] = None,
@@ -160,18 +161,22 @@ def main_options(
     _setup_log(ctx.obj, secret_values(os.environ))
 
 
-def _setup_log(g: Globals, secrets: tuple[str, ...]) -> None:
-    """Log to stderr or --log-file; on a terminal the success line is left out, as the command prints
-    the summary itself (once, with the duration)."""
+def _setup_log(g: Globals, secrets: tuple[str, ...], root: Path | None = None) -> None:
+    """Log to stderr or --log-file (a relative FILE is under the root, known once the settings are);
+    on a terminal the success line is left out, as the command prints the summary itself (once, with
+    the duration)."""
     from stratmancer_jobs.logs import DropEvents
 
-    on_screen = g.log_file is None and sys.stdout.isatty() and sys.stderr.isatty()
+    log_file = g.log_file
+    if log_file is not None and not log_file.is_absolute():
+        log_file = None if root is None else root / log_file
+    on_screen = log_file is None and sys.stdout.isatty() and sys.stderr.isatty()
     setup_logging(
         verbose=g.verbose,
         quiet=g.quiet,
         fmt=g.log_format,
         secrets=secrets,
-        log_file=g.log_file,
+        log_file=log_file,
         drop=DropEvents("end", "success") if on_screen and not g.quiet else None,
     )
 

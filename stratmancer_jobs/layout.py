@@ -105,6 +105,10 @@ class Layout:
         """One lock per job: a second run of the same job is skipped while it is held."""
         return self.lock_dir / f"{job_id}.lock"
 
+    def job_warnings(self, job_id: str) -> Path:
+        """The warnings a job's last run logged (hashes only), so an unchanged one is not logged again."""
+        return self.state_dir / "warnings" / f"{job_id}.json"
+
     def job_progress(self, job_id: str) -> Path:
         """A running job's progress (files and bytes done of total), for ``status --watch``; read without a
         lock, written atomically at most once a second and removed when the run ends."""

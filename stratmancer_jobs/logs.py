@@ -130,6 +130,26 @@ class _CurrentStderr(logging.StreamHandler):  # type: ignore[type-arg]
         super().emit(record)
 
 
+class RepeatedWarnings(logging.Filter):
+    """On a job's logger: drops a warning its previous run logged too, so an unchanged warning is
+    logged once when it appears (and again when it changes), not on every run; status keeps showing
+    it. ``seen`` collects this run's warnings (as short hashes) for the next run to compare with."""
+
+    def __init__(self, previous: Iterable[str]) -> None:
+        super().__init__()
+        self.previous = frozenset(previous)
+        self.seen: set[str] = set()
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if record.levelno != logging.WARNING:
+            return True
+        import hashlib
+
+        key = hashlib.sha256(record.getMessage().encode("utf-8", "replace")).hexdigest()[:16]
+        self.seen.add(key)
+        return key not in self.previous
+
+
 class AppendPerLine(logging.Handler):
     """Appends each line to ``path``: open (O_APPEND), one write, close. Should the file be unwritable,
     the line goes to stderr with the reason, so it is not lost."""

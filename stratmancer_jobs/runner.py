@@ -43,7 +43,7 @@ from stratmancer_jobs.jobs import Change as JobChange
 from stratmancer_jobs.jobs import JobContext, JobResult, ProgressSink, load_job
 from stratmancer_jobs.jobtable import JobSpec
 from stratmancer_jobs.layout import Layout
-from stratmancer_jobs.logs import redact, secret_values
+from stratmancer_jobs.logs import RepeatedWarnings, redact, secret_values
 from stratmancer_jobs.procs import thread_start_refused
 from stratmancer_jobs.progressfile import clear_progress, progress_recorder
 from stratmancer_jobs.schedule import is_due, next_run
@@ -317,7 +317,7 @@ def _run_locked(
         log.error(f"{exc}; the job was not run", extra=_extra(spec, "error"))
         return RunOutcome("error", exc.exit_code, error=str(exc))
     _log_notice(log, spec, begun.notice)
-    log.info(f"started {spec.name} on {host} (pid {os.getpid()})", extra=_extra(spec, "start", host=host))
+    log.debug(f"started {spec.name} on {host} (pid {os.getpid()})", extra=_extra(spec, "start", host=host))
     summary: str | None = None
     metrics: dict[str, float | str] | None = None
     error: str | None = None
@@ -336,6 +336,8 @@ def _run_locked(
         nonlocal owed
         owed = owe(spec, settings, store, change, clock()) or owed
 
+    repeats = RepeatedWarnings(_read_warnings(settings, spec))
+    log.getChild(spec.id).addFilter(repeats)
     try:
         with _time_limit(limit) as fired:
             try:
@@ -393,6 +395,8 @@ def _run_locked(
         delivery = delivery or stopped_delivery(owed, stop)
         error = stop if error is None else f"{error}; {stop}"
         exit_code = exit_code or EXIT_FAILED
+    log.getChild(spec.id).removeFilter(repeats)
+    _write_warnings(settings, spec, repeats)
     finished = clock()
     if error is not None:
         error = redact(error, settings.redact_values)
@@ -448,6 +452,33 @@ def _run_locked(
         raise KeyboardInterrupt
     status: Status = "success" if error is None else "error"
     return RunOutcome(status, exit_code, summary=summary, error=error, duration_s=duration)
+
+
+def _read_warnings(settings: Settings, spec: JobSpec) -> list[str]:
+    """The hashes of the warnings the job's previous run logged (none when unknown)."""
+    import json
+
+    try:
+        data = json.loads(settings.layout.job_warnings(spec.id).read_bytes())
+    except (OSError, ValueError):
+        return []
+    return [key for key in data if isinstance(key, str)] if isinstance(data, list) else []
+
+
+def _write_warnings(settings: Settings, spec: JobSpec, repeats: RepeatedWarnings) -> None:
+    """Keep this run's warnings for the next run; a failure only means a warning is logged again."""
+    if repeats.seen == repeats.previous:
+        return
+    import json
+
+    from stratmancer_jobs.atomicio import atomic_write_bytes
+
+    path = settings.layout.job_warnings(spec.id)
+    try:
+        make_dirs(path.parent)
+        atomic_write_bytes(path, json.dumps(sorted(repeats.seen)).encode())
+    except (OSError, StratmancerError):
+        pass
 
 
 def _finished(

@@ -299,8 +299,9 @@ def test_if_due_flag_and_json_logs_through_the_cli(cli: Invoke, root: Path) -> N
     first = cli("--log-format", "json", "refresh-registry", "--if-due")
     assert first.exit_code == 0, first.output
     events = [json.loads(line) for line in first.stderr.splitlines()]
-    assert events[0]["event"] == "start" and events[-1]["event"] == "end"
+    assert events[-1]["event"] == "end" and "start" not in [e["event"] for e in events]  # start: -v only
     assert all(e["job"] == "refresh_model_registry" for e in events)
+    assert len({e["run"] for e in events}) == 1 and len(events[0]["run"]) == 6  # one run id on each line
     second = cli("refresh-registry", "--if-due")
     assert second.exit_code == 0
     assert second.stdout == "" and "not due" in second.stderr

@@ -338,12 +338,13 @@ def run_hooks(
                 elapsed = time.monotonic() - started
                 text = redact(exc.reason, secrets)
                 results.append(HookResult(hook.index, key, desc, "error", text, elapsed))
-                log.warning(redact(f"{name} failed after {elapsed:.1f} s: {exc.reason}", secrets))
+                # debug only: the run's one failure line carries this error already
+                log.debug(redact(f"{name} failed after {elapsed:.1f} s: {exc.reason}", secrets))
                 continue
             elapsed = time.monotonic() - started
             text = redact(message, secrets)
             results.append(HookResult(hook.index, key, desc, "ok", text, elapsed))
-            log.info(redact(f"{name}: ok, {message}, {elapsed:.1f} s", secrets))
+            log.debug(redact(f"{name}: ok, {message}, {elapsed:.1f} s", secrets))
     finally:
         if session is not None:
             session.close()
