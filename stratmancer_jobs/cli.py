@@ -26,17 +26,66 @@ from stratmancer_jobs.logs import LOGGER_NAME, secret_values, setup_logging
 
 app = typer.Typer(
     name="stratmancer-jobs",
-    help=(
-        "Keep StratMancer's derived files fresh from cron: the history index, the model registry and "
-        "the patch metadata. Every run is locked, timed and recorded; `status` shows them all.\n\n"
-        "Exit codes: 0 success or skipped (already running / not due), 1 the job failed, "
-        "2 usage or configuration error, 130 interrupted by Ctrl-C (recorded as interrupted)."
-    ),
+    help=None,  # set by _top_help() in main(), with the schedules read from the configuration
     no_args_is_help=True,
     add_completion=True,  # --install-completion / --show-completion (bash, zsh, fish)
     pretty_exceptions_show_locals=False,
     pretty_exceptions_enable=False,
+    rich_markup_mode=None,  # plain click help: no <bool>/<path> type column, examples kept as written
 )
+
+
+TOP_HELP = """Keep StratMancer's derived files fresh from cron: the history index, the model registry
+and the patch metadata. Every run is locked, timed and recorded; `status` shows them all.
+
+\b
+{jobs}
+
+\b
+Examples:
+  stratmancer-jobs refresh-history         run a job now
+  stratmancer-jobs status                  every job at a glance
+  stratmancer-jobs --root /srv/x doctor    check a deployment
+  stratmancer-jobs crontab --install       schedule the jobs, keep your lines
+
+\b
+Environment (a flag wins over it, it wins over config/jobs.toml):
+  STRATMANCER_HOME          deployment root (--root; default: current dir)
+  STRATMANCER_TZ            schedules' zone (timezone; default: machine's)
+  STRATMANCER_DDRAGON_URL   Data Dragon URL (patch.base_url)
+  STRATMANCER_METRICS_FILE  Prometheus textfile (--metrics-file, metrics_file)
+  config/stratmancer.env    secrets for hooks and RIOT_API_KEY (chmod 600)
+
+Global options go before the command. Exit codes: 0 success or skipped (already running / not due),
+1 the job failed, 2 usage or configuration error, 130 interrupted by Ctrl-C (recorded as interrupted)."""
+
+
+def _top_help(argv: list[str]) -> str:
+    """The top-level help, with each job's schedule as the configuration of the root in ``argv`` (or
+    STRATMANCER_HOME, or the current directory) sets it; the defaults when it cannot be read."""
+    from stratmancer_jobs.jobtable import JOBS
+    from stratmancer_jobs.schedule import describe
+
+    root = None
+    for i, arg in enumerate(argv):
+        if arg == "--root" and i + 1 < len(argv):
+            root = Path(argv[i + 1])
+        elif arg.startswith("--root="):
+            root = Path(arg.split("=", 1)[1])
+    schedules = {spec.id: spec.default_schedule for spec in JOBS}
+    where = "defaults"
+    try:
+        settings = load_settings(root, os.environ)
+        schedules = {spec.id: settings.job(spec).schedule for spec in JOBS}
+        if settings.config_file_found:
+            where = "from config/jobs.toml"
+    except (StratmancerError, OSError):
+        pass
+    lines = [f"Jobs and their schedules ({where}):"]
+    for spec in JOBS:
+        expr = schedules[spec.id]
+        lines.append(f"  {spec.command:<17} {expr:<13} {describe(expr)}")
+    return TOP_HELP.format(jobs="\n".join(lines))
 
 
 @dataclass
@@ -115,8 +164,10 @@ def main_options(
         Path | None,
         typer.Option(
             "--root",
+            metavar="DIR",
             help="Deployment root; every path is relative to it "
-            "(env STRATMANCER_HOME; default: the current directory).",
+            "(env STRATMANCER_HOME; default: the current directory). Give it before the command.",
+            show_default=False,
         ),
     ] = None,
     verbose: Annotated[bool, typer.Option("--verbose", "-v", help="Log debug detail to stderr.")] = False,
@@ -125,7 +176,12 @@ def main_options(
     ] = False,
     log_format: Annotated[
         str,
-        typer.Option("--log-format", help="stderr log format: 'human' or 'json' (one object per line)."),
+        typer.Option(
+            "--log-format",
+            metavar="human|json",
+            help="Log line format: 'human' or 'json' (one object per line).",
+            show_default=True,
+        ),
     ] = "human",
     log_file: Annotated[
         Path | None,
@@ -142,8 +198,10 @@ def main_options(
         Path | None,
         typer.Option(
             "--metrics-file",
+            metavar="FILE",
             help="Write a Prometheus textfile-collector file here after every run "
-            "(env STRATMANCER_METRICS_FILE; config key metrics_file).",
+            "(env STRATMANCER_METRICS_FILE; config key metrics_file; default: none).",
+            show_default=False,
         ),
     ] = None,
     version: Annotated[
@@ -151,7 +209,7 @@ def main_options(
         typer.Option("--version", callback=_version, is_eager=True, help="Print the version and exit."),
     ] = None,
 ) -> None:
-    """Global options, shared by every command."""
+    """Global options, shared by every command; give them before the command."""
     _degrade_streams()
     if log_format not in ("human", "json"):
         _fail(f"--log-format must be 'human' or 'json', not {log_format!r}", EXIT_USAGE)
@@ -181,14 +239,20 @@ def _setup_log(g: Globals, secrets: tuple[str, ...], root: Path | None = None) -
     )
 
 
-TimeoutOpt = Annotated[
-    float | None,
-    typer.Option(
-        "--timeout",
-        help="Stop the run after this many seconds and record it as failed "
-        f"(0 = no limit, at most {MAX_TIMEOUT_S}; default: jobs.<id>.timeout_seconds).",
-    ),
-]
+def _timeout_help(job_id: str) -> str:
+    from stratmancer_jobs.jobtable import find_job
+
+    default = find_job(job_id).default_timeout_s
+    return (
+        "Stop the run after SECONDS and record it as failed (0 = no limit, at most "
+        f"{MAX_TIMEOUT_S}; default: {default} s, or jobs.{job_id}.timeout_seconds)."
+    )
+
+
+def _timeout_opt(job_id: str) -> Any:
+    return typer.Option("--timeout", metavar="SECONDS", help=_timeout_help(job_id), show_default=False)
+
+
 IfDueOpt = Annotated[
     bool,
     typer.Option(
@@ -238,27 +302,51 @@ def refresh_history(
     full: Annotated[
         bool, typer.Option("--full", help="Ignore the incremental cache; rebuild from scratch.")
     ] = False,
-    timeout: TimeoutOpt = None,
+    timeout: Annotated[float | None, _timeout_opt("refresh_history_index")] = None,
     if_due: IfDueOpt = False,
     no_hooks: NoHooksOpt = False,
 ) -> None:
-    """Rebuild ml_pipeline/history_index.json from data/processed/ (hourly; incremental by default)."""
+    """Rebuild ml_pipeline/history_index.json from data/processed/ (incremental by default).
+
+    \b
+    Examples:
+      stratmancer-jobs refresh-history
+      stratmancer-jobs refresh-history --full --timeout 3600
+    """
     _run(ctx, "refresh_history_index", timeout, if_due, no_hooks, full=full)
 
 
 @app.command("refresh-registry")
 def refresh_registry(
-    ctx: typer.Context, timeout: TimeoutOpt = None, if_due: IfDueOpt = False, no_hooks: NoHooksOpt = False
+    ctx: typer.Context,
+    timeout: Annotated[float | None, _timeout_opt("refresh_model_registry")] = None,
+    if_due: IfDueOpt = False,
+    no_hooks: NoHooksOpt = False,
 ) -> None:
-    """Validate model cards, pick the active model per elo, write the registry snapshot (every 5 min)."""
+    """Validate model cards, pick the active model per elo, write ml_pipeline/model_registry.json.
+
+    \b
+    Examples:
+      stratmancer-jobs refresh-registry
+      stratmancer-jobs refresh-registry --no-hooks   # hooks run next time
+    """
     _run(ctx, "refresh_model_registry", timeout, if_due, no_hooks)
 
 
 @app.command("refresh-patch")
 def refresh_patch(
-    ctx: typer.Context, timeout: TimeoutOpt = None, if_due: IfDueOpt = False, no_hooks: NoHooksOpt = False
+    ctx: typer.Context,
+    timeout: Annotated[float | None, _timeout_opt("refresh_patch_meta")] = None,
+    if_due: IfDueOpt = False,
+    no_hooks: NoHooksOpt = False,
 ) -> None:
-    """Find the current game patch from Data Dragon and write config/meta.json (daily 03:00)."""
+    """Find the current game patch from Data Dragon and write config/meta.json.
+
+    \b
+    Examples:
+      stratmancer-jobs refresh-patch
+      stratmancer-jobs refresh-patch --timeout 60
+    """
     _run(ctx, "refresh_patch_meta", timeout, if_due, no_hooks)
 
 
@@ -284,6 +372,7 @@ def status(
             help="One job, by id or command name (default: all); with --watch, the seconds between redraws.",
             autocompletion=_complete_job,
             show_default=False,
+            hidden=True,  # described in the command's help: the Arguments list would show a <list[str]> type
         ),
     ] = None,
     as_json: Annotated[bool, typer.Option("--json", help="Machine-readable output.")] = False,
@@ -303,7 +392,18 @@ def status(
         ),
     ] = False,
 ) -> None:
-    """Show every job on one line each: schedule, next and last run, state, duration, counts, recent runs."""
+    """Show every job on one line each: schedule, next and last run, state, duration, counts, recent runs.
+
+    JOB (an id or a command name) shows that job in full with its last 20 runs; with --watch, a number
+    SECONDS is the time between redraws (default 2).
+
+    \b
+    Examples:
+      stratmancer-jobs status
+      stratmancer-jobs status refresh-registry
+      stratmancer-jobs status --watch 5
+      stratmancer-jobs status --check    # for monitoring: exit 0, 1 or 2
+    """
     from stratmancer_jobs.clock import utc_now
     from stratmancer_jobs.status import build_report
 
@@ -512,13 +612,11 @@ def crontab(
 ) -> None:
     """Print this deployment's crontab block (absolute paths, between BEGIN/END markers), or install it.
 
+    \b
     Examples:
-
-      stratmancer-jobs crontab --install      # keeps every other line of your crontab
-
-      stratmancer-jobs crontab --dry-run      # the diff --install would apply
-
-      stratmancer-jobs crontab --cron-d stratmancer | sudo tee /etc/cron.d/stratmancer-jobs
+      stratmancer-jobs crontab --install    # keeps your other crontab lines
+      stratmancer-jobs crontab --dry-run    # the diff --install would apply
+      stratmancer-jobs crontab --cron-d app | sudo tee /etc/cron.d/stratmancer
     """
     from stratmancer_jobs import crontab as cron
 
@@ -584,8 +682,9 @@ def doctor(ctx: typer.Context) -> None:
     installed crontab block or systemd units match the configuration. Changes nothing.
     Exit 0 all ok, 1 warnings, 2 failures.
 
-    Example:
-
+    \b
+    Examples:
+      stratmancer-jobs doctor
       stratmancer-jobs --root /srv/stratmancer doctor
     """
     from stratmancer_jobs import doctor as doc
@@ -632,7 +731,13 @@ def systemd(
     """Print (or write) a oneshot .service and a .timer per job, from the same job table as `crontab`.
 
     Persistent=true catches up on runs missed while the machine was off, so the crontab's
-    `@reboot ... --if-due` lines are not needed with systemd. Install lines are in the header comments.
+    `@reboot ... --if-due` lines are not needed with systemd. The services read the secrets in
+    config/stratmancer.env (EnvironmentFile=-). Install lines are in the header comments.
+
+    \b
+    Examples:
+      stratmancer-jobs systemd --user --output ~/.config/systemd/user
+      sudo stratmancer-jobs --root /srv/x systemd -o /etc/systemd/system
     """
     from stratmancer_jobs.deploy.targets import systemd_units, write_units
 
@@ -652,11 +757,22 @@ def systemd(
 @app.command("kubernetes")
 def kubernetes(
     ctx: typer.Context,
-    namespace: Annotated[str | None, typer.Option(help="Namespace (default: deploy.namespace).")] = None,
-    image: Annotated[str | None, typer.Option(help="Container image (default: deploy.image).")] = None,
+    namespace: Annotated[
+        str | None,
+        typer.Option(metavar="NAME", help="Namespace (default: stratmancer, or deploy.namespace)."),
+    ] = None,
+    image: Annotated[
+        str | None,
+        typer.Option(
+            metavar="IMAGE", help="Container image (default: stratmancer-jobs:latest, or deploy.image)."
+        ),
+    ] = None,
     pvc: Annotated[
         str | None,
-        typer.Option(help="ReadWriteMany claim holding the deployment root (default: deploy.pvc)."),
+        typer.Option(
+            metavar="NAME",
+            help="ReadWriteMany claim holding the root (default: stratmancer-data, or deploy.pvc).",
+        ),
     ] = None,
     with_pvc: Annotated[
         bool, typer.Option("--with-pvc", help="Also print the PersistentVolumeClaim.")
@@ -666,6 +782,11 @@ def kubernetes(
 
     Single-flight per job (concurrencyPolicy: Forbid), startingDeadlineSeconds = grace,
     activeDeadlineSeconds = the time limit plus a margin, non-root, read-only root filesystem.
+
+    \b
+    Examples:
+      stratmancer-jobs kubernetes --with-pvc | kubectl apply -f -
+      stratmancer-jobs kubernetes --namespace prod --image reg.example/sj:1.4
     """
     from stratmancer_jobs.deploy.targets import kubernetes_manifests
 
@@ -678,9 +799,47 @@ def kubernetes(
     typer.echo(text, nl=False)
 
 
+GLOBAL_OPTIONS = (
+    "--root",
+    "--verbose",
+    "-v",
+    "--quiet",
+    "-q",
+    "--log-format",
+    "--log-file",
+    "--metrics-file",
+)
+
+
+def _global_after_command(argv: list[str]) -> None:
+    """A global option written after the command (`status --root DIR`) is refused by Click as unknown:
+    say that it is global, and where it goes (exit 2)."""
+    commands = {info.name for info in app.registered_commands}
+    takes_value = ("--root", "--log-format", "--log-file", "--metrics-file")
+    i = 0
+    while i < len(argv) and argv[i] not in commands:
+        i += 2 if argv[i] in takes_value else 1
+    if i >= len(argv):
+        return
+    for later in argv[i + 1 :]:
+        if later == "--":
+            return
+        option = later.split("=", 1)[0]
+        if option in GLOBAL_OPTIONS:
+            sys.stderr.write(
+                f"error: {option} is a global option: put it before the command, "
+                f"e.g. stratmancer-jobs {option}{' ...' if option in takes_value else ''} {argv[i]}\n"
+            )
+            sys.exit(EXIT_USAGE)
+
+
 def main() -> None:
     """Console-script entry point."""
     _degrade_streams()
+    argv = sys.argv[1:]
+    _global_after_command(argv)
+    if not argv or "--help" in argv:
+        app.info.help = _top_help(argv)
     try:
         app(prog_name="stratmancer-jobs")  # also under `python -m`: usage text and _STRATMANCER_JOBS_COMPLETE
     except StratmancerError as exc:  # a job-table lookup or config error outside a command body
