@@ -486,11 +486,13 @@ def _print_status(report: Any, now: datetime, *, detail: bool, wide: bool, setti
     elif detail:
         typer.echo(render.job_detail(report.jobs[0], now), nl=False)
     elif tty:
-        from rich.text import Text
-
         console = _console()
-        heading = f"stratmancer-jobs status: {settings.layout.root} ({settings.timezone.key})"
-        console.print(Text(heading, style="dim", no_wrap=True, overflow="ellipsis"))
+        root, zone = str(settings.layout.root), f" ({settings.timezone.key})"
+        room = max(10, console.width - len("stratmancer-jobs status: ") - len(zone))
+        if len(root) > room:  # a long root loses its start, never the zone
+            root = "…" + root[len(root) - room + 1 :]
+        heading = f"stratmancer-jobs status: {root}{zone}"
+        console.print(heading, style="dim", no_wrap=True, markup=False, highlight=False, crop=True)
         render.print_table(report, console, now)
     else:
         typer.echo(render.plain_table(report, now, wide=wide), nl=False)

@@ -134,3 +134,40 @@ def test_doctor_warns_on_missing_inputs(tmp_path: Path) -> None:
     done = _doctor(root, _fake_crontab(tmp_path, None))
     assert done.returncode == 1, done.stdout
     assert f"warn  match data: {root}/data/processed is missing" in done.stdout
+
+
+def test_installed_systemd_units_are_compared_with_the_configuration(tmp_path: Path) -> None:
+    """Units of this root in a unit directory: ok when they are what `systemd` generates, a failure
+    naming the differing unit and the regenerate command when one was edited."""
+    from stratmancer_jobs.config import load_settings
+    from stratmancer_jobs.deploy.targets import systemd_units
+    from stratmancer_jobs.doctor import gather
+
+    root = _sample_root(tmp_path)
+    settings = load_settings(root, {"TZ": "UTC"})
+    units_dir = tmp_path / "units"
+    units_dir.mkdir()
+    for name, text in systemd_units(settings, executable="/x/stratmancer-jobs", user=True).items():
+        (units_dir / name).write_text(text)
+
+    def check() -> list[str]:
+        g = gather(
+            settings,
+            executable="/x/stratmancer-jobs",
+            path_env="/usr/bin",
+            unit_dirs=[(units_dir, True)],
+            crontab_command=str(tmp_path / "no-such-crontab"),
+        )
+        from stratmancer_jobs.doctor import _schedule_checks
+
+        return [line for c in _schedule_checks(g, str(root)) for line in c.lines()]
+
+    assert any(line.startswith("ok    systemd: the units in") for line in check()), check()
+    timer = units_dir / "stratmancer-refresh-patch.timer"
+    timer.write_text(timer.read_text().replace("OnCalendar=*-*-* 03:00:00", "OnCalendar=*-*-* 04:00:00"))
+    lines = check()
+    assert any(
+        line.startswith("fail  systemd: 1 unit(s)") and "stratmancer-refresh-patch.timer" in line
+        for line in lines
+    )
+    assert any(f"fix: stratmancer-jobs systemd --output {units_dir}" in line for line in lines)

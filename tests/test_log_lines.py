@@ -3,14 +3,17 @@ every line, the log file opened per line (logrotate), and on a terminal the summ
 
 from __future__ import annotations
 
+import fcntl
 import json
 import os
 import pty
 import re
 import select
 import shutil
+import struct
 import subprocess
 import sys
+import termios
 import time
 from pathlib import Path
 
@@ -112,14 +115,14 @@ def test_log_file_is_opened_per_line_so_logrotate_can_move_it_mid_run(root: Path
     assert b"\0" not in data and data.count(b"\n") == 1
 
 
-def test_terminal_shows_the_summary_once_with_one_duration(root: Path) -> None:
-    """On a terminal (stdout and stderr a pty) a success prints its summary once, with one duration."""
-    write_card(root, "mid", "20251101_164237")
+def _run_in_pty(root: Path, *args: str) -> tuple[int, str]:
+    """Run the CLI with stdout and stderr on a pseudo-terminal, as a person at a terminal would."""
     primary, secondary = pty.openpty()
+    fcntl.ioctl(secondary, termios.TIOCSWINSZ, struct.pack("HHHH", 40, 160, 0, 0))  # a 160-column terminal
     env = {k: v for k, v in os.environ.items() if not k.startswith("STRATMANCER_")}
     env.update(PYTHONPATH=str(REPO), COLUMNS="120", TERM="dumb")
     proc = subprocess.Popen(
-        [sys.executable, "-m", "stratmancer_jobs", "--root", str(root), "refresh-registry"],
+        [sys.executable, "-m", "stratmancer_jobs", "--root", str(root), *args],
         stdin=subprocess.DEVNULL,
         stdout=secondary,
         stderr=secondary,
@@ -142,7 +145,23 @@ def test_terminal_shows_the_summary_once_with_one_duration(root: Path) -> None:
             break
     proc.wait(timeout=30)
     os.close(primary)
-    text = out.decode("utf-8", "replace")
-    assert proc.returncode == 0, text
+    return proc.returncode, out.decode("utf-8", "replace")
+
+
+def test_terminal_shows_the_summary_once_with_one_duration(root: Path) -> None:
+    """On a terminal (stdout and stderr a pty) a success prints its summary once, with one duration."""
+    write_card(root, "mid", "20251101_164237")
+    code, text = _run_in_pty(root, "refresh-registry")
+    assert code == 0, text
     assert text.count("active") >= 1 and len(re.findall(r"\d+\.\d\d ?s\b", text)) == 1, text
     assert "finished in" not in text  # the log's success line is not shown beside the summary
+
+
+def test_terminal_status_table_is_headed_by_the_root_and_the_zone(root: Path) -> None:
+    """The status table on a terminal starts with a line naming the root and the zone."""
+    (root / "config/jobs.toml").write_text('timezone = "Europe/Paris"\n')
+    code, text = _run_in_pty(root, "status")
+    assert code == 0, text
+    first = text.strip().splitlines()[0]
+    assert first.startswith("stratmancer-jobs status: ") and first.endswith("/deploy (Europe/Paris)"), text
+    assert len(first) <= 80 or str(root) in first  # a long root is cut at its start to fit
