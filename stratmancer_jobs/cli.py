@@ -20,20 +20,9 @@ import typer
 from stratmancer_jobs import __version__
 from stratmancer_jobs.config import MAX_TIMEOUT_S, Settings, check_timeout, load_settings
 from stratmancer_jobs.errors import EXIT_FAILED, EXIT_OK, EXIT_USAGE, StratmancerError
-from stratmancer_jobs.jobtable import JobSpec, find_job
+from stratmancer_jobs.jobtable import JOBS, JobSpec, find_job
 from stratmancer_jobs.layout import Layout
 from stratmancer_jobs.logs import LOGGER_NAME, secret_values, setup_logging
-
-app = typer.Typer(
-    name="stratmancer-jobs",
-    help=None,  # set by _top_help() in main(), with the schedules read from the configuration
-    no_args_is_help=True,
-    add_completion=True,  # --install-completion / --show-completion (bash, zsh, fish)
-    pretty_exceptions_show_locals=False,
-    pretty_exceptions_enable=False,
-    rich_markup_mode=None,  # plain click help: no <bool>/<path> type column, examples kept as written
-)
-
 
 TOP_HELP = """Keep StratMancer's derived files fresh from cron: the history index, the model registry
 and the patch metadata. Every run is locked, timed and recorded; `status` shows them all.
@@ -60,32 +49,39 @@ Global options go before the command. Exit codes: 0 success or skipped (already 
 1 the job failed, 2 usage or configuration error, 130 interrupted by Ctrl-C (recorded as interrupted)."""
 
 
+def _jobs_help(schedules: dict[str, str], where: str) -> str:
+    lines = [f"Jobs and their schedules ({where}):"]
+    lines += [f"  {spec.command:<17} {schedules[spec.id]}" for spec in JOBS]
+    return TOP_HELP.format(jobs="\n".join(lines))
+
+
 def _top_help(argv: list[str]) -> str:
     """The top-level help, with each job's schedule as the configuration of the root in ``argv`` (or
     STRATMANCER_HOME, or the current directory) sets it; the defaults when it cannot be read."""
-    from stratmancer_jobs.jobtable import JOBS
-    from stratmancer_jobs.schedule import describe
-
     root = None
     for i, arg in enumerate(argv):
         if arg == "--root" and i + 1 < len(argv):
             root = Path(argv[i + 1])
         elif arg.startswith("--root="):
             root = Path(arg.split("=", 1)[1])
-    schedules = {spec.id: spec.default_schedule for spec in JOBS}
-    where = "defaults"
     try:
         settings = load_settings(root, os.environ)
-        schedules = {spec.id: settings.job(spec).schedule for spec in JOBS}
-        if settings.config_file_found:
-            where = "from config/jobs.toml"
     except (StratmancerError, OSError):
-        pass
-    lines = [f"Jobs and their schedules ({where}):"]
-    for spec in JOBS:
-        expr = schedules[spec.id]
-        lines.append(f"  {spec.command:<17} {expr:<13} {describe(expr)}")
-    return TOP_HELP.format(jobs="\n".join(lines))
+        return _jobs_help({spec.id: spec.default_schedule for spec in JOBS}, "defaults")
+    where = "from config/jobs.toml" if settings.config_file_found else "defaults"
+    return _jobs_help({spec.id: settings.job(spec).schedule for spec in JOBS}, where)
+
+
+app = typer.Typer(
+    name="stratmancer-jobs",
+    # the defaults' schedules here; main() puts in those read from the configuration (_top_help)
+    help=_jobs_help({spec.id: spec.default_schedule for spec in JOBS}, "defaults"),
+    no_args_is_help=True,
+    add_completion=True,  # --install-completion / --show-completion (bash, zsh, fish)
+    pretty_exceptions_show_locals=False,
+    pretty_exceptions_enable=False,
+    rich_markup_mode=None,  # plain click help: no <bool>/<path> type column, examples kept as written
+)
 
 
 @dataclass

@@ -46,9 +46,9 @@ def test_help_text_is_shown_whole() -> None:
 
     top = shown()
     assert "(env STRATMANCER_HOME; default: the current directory)" in top
-    assert "(env STRATMANCER_METRICS_FILE; config key metrics_file)" in top
+    assert "(env STRATMANCER_METRICS_FILE; config key metrics_file; default: none)" in top
     job = shown("refresh-history")
-    assert "default: jobs.<id>.timeout_seconds)" in job
+    assert "default: 1800 s, or jobs.refresh_history_index.timeout_seconds)" in job
     for param in typer.main.get_command(app).params:
         assert "[" not in (getattr(param, "help", None) or ""), param.name
 
