@@ -138,12 +138,13 @@ def _settings(ctx: typer.Context, timeout: float | None = None, job: JobSpec | N
 
 
 def _check_deployment(settings: Settings) -> None:
-    """A root with no state/, config/ or data/ is not a deployment: say so before anything is created."""
+    """A root with no state/, config/, data/ or ml_pipeline/ is not a deployment: say so before
+    anything is created."""
     if not settings.layout.looks_deployed():
         raise StratmancerError(
-            f"{settings.layout.root} is not a stratmancer-jobs deployment (no state/, config/ or data/ "
-            "in it); run from the deployment root, or give --root DIR (before the command) or set "
-            "STRATMANCER_HOME"
+            f"{settings.layout.root} is not a stratmancer-jobs deployment (no state/, config/, data/ "
+            "or ml_pipeline/ in it); run from the deployment root, or give --root DIR (before the "
+            "command) or set STRATMANCER_HOME"
         )
 
 
@@ -284,6 +285,8 @@ def _run(
             )
     except KeyboardInterrupt:  # the runner recorded the run as interrupted; 128 + SIGINT, as shells do
         raise typer.Exit(EXIT_INTERRUPTED) from None
+    finally:
+        set_run_id(None)  # lines after the run (or of a next run in this process) are not this run's
     # quiet success under cron: the log line says it all; a person at a terminal gets the summary line
     # (the log's success line is left out there, see _setup_log)
     if not g.quiet and sys.stdout.isatty() and outcome.summary and outcome.status in ("success", "not_due"):

@@ -36,8 +36,9 @@ class Layout:
     root: Path
 
     def looks_deployed(self) -> bool:
-        """Whether the root holds any of state/, config/ or data/ (else it is likely the wrong directory)."""
-        return any((self.root / name).is_dir() for name in ("state", "config", "data"))
+        """Whether the root holds any of state/, config/, data/ or ml_pipeline/ (else it is likely the
+        wrong directory)."""
+        return any((self.root / name).is_dir() for name in ("state", "config", "data", "ml_pipeline"))
 
     # inputs
     @property

@@ -18,7 +18,7 @@ def test_each_run_records_its_host_and_status_job_shows_it(
     root: Path, cli: Callable[..., Result], state_json: Callable[[], dict[str, Any]]
 ) -> None:
     """A CLI run stores `host` in its run entry, the JSON start log line names it, `status JOB` shows it."""
-    result = cli("--log-format", "json", "refresh-registry")
+    result = cli("-v", "--log-format", "json", "refresh-registry")  # the start line is a debug line
     assert result.exit_code == 0, result.output
     host = socket.gethostname()
     runs = state_json()["jobs"]["refresh_model_registry"]["runs"]
