@@ -123,7 +123,8 @@ def test_doctor_fails_on_a_bad_schedule_naming_the_key(tmp_path: Path, schedule:
     (root / "config/jobs.toml").write_text(f'[jobs.refresh_history_index]\nschedule = "{schedule}"\n')
     done = _doctor(root, _fake_crontab(tmp_path, None))
     assert done.returncode == 2
-    assert "fail  configuration: config key jobs.refresh_history_index.schedule" in done.stdout
+    assert done.stdout.startswith("fail  configuration: ")
+    assert "config key jobs.refresh_history_index.schedule" in done.stdout
     assert f"fix: edit {root}/config/jobs.toml" in done.stdout
 
 
