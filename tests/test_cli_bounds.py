@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import logging
 import math
+import re
 from dataclasses import replace
 from pathlib import Path
 
@@ -33,7 +34,7 @@ def test_timeout_flag_at_the_maximum_is_accepted(root: Path) -> None:
     done = run_proc(root, "refresh-registry", "--timeout", str(MAX_TIMEOUT_S))
     assert done.returncode == 0, done.stderr
     assert " ERROR " not in done.stderr and "error:" not in done.stderr
-    assert "refresh_model_registry: finished in " in done.stderr
+    assert re.search(r"refresh_model_registry \[[0-9a-f]{6}\]: finished in ", done.stderr), done.stderr
     assert ": Model registry refreshed: 0 models" in done.stderr
     record = json.loads((root / "state" / "jobs_state.json").read_text())["jobs"]["refresh_model_registry"]
     assert (record["last_status"], record["success_count"], record["last_error"]) == ("success", 1, None)
