@@ -76,7 +76,7 @@ def test_a_run_missed_in_the_repeated_hour_is_due_and_late(root: Path, tmp_path:
     assert "XST" in shown.stdout  # the missed run is the second 01:00, in standard time
     check = run_proc(root, "status", "--check", env=env, timeout=60)
     assert check.returncode == 1, check.stdout + check.stderr
-    due = run_proc(root, "refresh-history", "--if-due", env=env, timeout=120)
+    due = run_proc(root, "-v", "refresh-history", "--if-due", env=env, timeout=120)  # -v: the start line
     assert "Traceback" not in due.stderr, due.stderr
     assert "not due" not in due.stdout + due.stderr
     assert "started Refresh History Index" in due.stderr, due.stderr
